@@ -1,0 +1,80 @@
+"""The recurrent sequence classifier: a stock ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` and a Linear head.
+
+A plain ``nn.Module`` (no Lightning) so the graph math, the pruning code and users' notebooks can
+use it alone. The recurrent module is registered under its cell name (``self.lstm``), so the
+registry's readable graph names (``lstm.l0.ih.forget_gate``) match the state_dict keys.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+CellType = Literal["rnn", "lstm", "gru"]
+_CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+class RecurrentClassifier(nn.Module):
+    """Classify a (batch, time, features) sequence from the last step's hidden state.
+
+    Args:
+        input_size: features per time step.
+        num_classes: number of output classes.
+        cell: ``"rnn"`` (tanh), ``"lstm"`` or ``"gru"``.
+        hidden_size: hidden units per direction.
+        num_layers: stacked recurrent layers.
+        bidirectional: also read the sequence backwards; the head then sees both directions' final
+            states (the forward one at the last step, the reverse one at the first).
+        dropout: dropout between stacked recurrent layers and before the head.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        num_classes: int,
+        *,
+        cell: CellType = "lstm",
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if cell not in _CELLS:
+            raise ValueError(f"cell={cell!r} is not one of {sorted(_CELLS)}")
+        for arg, value in (("input_size", input_size), ("num_classes", num_classes),
+                           ("hidden_size", hidden_size), ("num_layers", num_layers)):
+            if int(value) <= 0:
+                raise ValueError(f"{arg}={value!r} must be a positive integer")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout={dropout!r} must lie in [0, 1)")
+        self.cell = cell
+        self.recurrent_name = cell
+        recurrent = _CELLS[cell](
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.add_module(cell, recurrent)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+
+    @property
+    def recurrent(self) -> nn.RNNBase:
+        return getattr(self, self.recurrent_name)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits of shape (batch, num_classes) for ``x`` of shape (batch, time, input_size)."""
+        if x.dim() != 3:
+            raise ValueError(f"expected input of shape (batch, time, features), got {tuple(x.shape)}")
+        output, _ = self.recurrent(x)
+        hidden = self.recurrent.hidden_size
+        last = output[:, -1, :hidden]
+        if self.recurrent.bidirectional:
+            last = torch.cat([last, output[:, 0, hidden:]], dim=1)
+        return self.head(self.dropout(last))

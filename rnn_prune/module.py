@@ -1,0 +1,125 @@
+"""LightningModule around :class:`~rnn_prune.model.RecurrentClassifier`: losses, metrics, optimizers.
+
+Metric names follow the package's namespaces (``train/loss``, ``val/acc``, ``test/acc``). A data
+module may evaluate ``test`` on several loaders (e.g. speech at several noise levels) by exposing
+``test_suffixes`` (one per test loader, e.g. ``["", "@20dB", "@0dB"]``); accuracy is then logged as
+``test/acc@20dB`` and so on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from rnn_prune.masks import register_masks_from_state_dict
+from rnn_prune.model import CellType, RecurrentClassifier
+
+
+class SequenceClassifier(L.LightningModule):
+    """Train a recurrent classifier; ``input_size``/``num_classes`` come from the data module.
+
+    Args:
+        input_size: features per step (linked from ``data.input_size`` by the CLI).
+        num_classes: classes (linked from ``data.num_classes`` by the CLI).
+        cell, hidden_size, num_layers, bidirectional, dropout: see :class:`RecurrentClassifier`.
+        optimizer: optimizer factory; Adam unless the config names another ``class_path``.
+        lr_scheduler: optional LR scheduler factory, stepped per epoch (monitoring ``val/loss``
+            for ``ReduceLROnPlateau``).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        num_classes: int,
+        cell: CellType = "lstm",
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        # The optimizer factories are recorded by the CLI's saved config; pickling them into every
+        # checkpoint would make checkpoints unloadable with torch.load(weights_only=True).
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        self.net = RecurrentClassifier(
+            input_size,
+            num_classes,
+            cell=cell,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            dropout=dropout,
+        )
+        self.optimizer_factory = optimizer
+        self.lr_scheduler_factory = lr_scheduler
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_accs = nn.ModuleList([MulticlassAccuracy(num_classes, average="micro")])
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def _loss(self, batch: tuple[Tensor, Tensor], stage: str) -> tuple[Tensor, Tensor, Tensor]:
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        if stage == "train" and not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"train/loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}: "
+                "lower the learning rate, enable trainer.gradient_clip_val, or check the inputs for NaN"
+            )
+        return loss, logits, y
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        loss, logits, y = self._loss(batch, "train")
+        self.train_acc(logits, y)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        loss, logits, y = self._loss(batch, "val")
+        self.val_acc(logits, y)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True)
+        self.log("val/acc", self.val_acc, prog_bar=True)
+
+    def on_test_start(self) -> None:
+        suffixes = self._test_suffixes()
+        while len(self.test_accs) < len(suffixes):
+            self.test_accs.append(MulticlassAccuracy(self.hparams.num_classes, average="micro").to(self.device))
+
+    def _test_suffixes(self) -> list[str]:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        return list(getattr(datamodule, "test_suffixes", None) or [""])
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        loss, logits, y = self._loss(batch, "test")
+        suffix = self._test_suffixes()[dataloader_idx]
+        metric = self.test_accs[dataloader_idx]
+        metric(logits, y)
+        self.log(f"test/loss{suffix}", loss, sync_dist=True, add_dataloader_idx=False)
+        self.log(f"test/acc{suffix}", metric, add_dataloader_idx=False)
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
+        x = batch[0] if isinstance(batch, list | tuple) else batch
+        return self(x).argmax(dim=-1)
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.lr_scheduler_factory is None:
+            return optimizer
+        scheduler = self.lr_scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # A pruned checkpoint holds `<weight>_mask` buffers that a freshly built (dense) model lacks;
+        # create them so strict loading succeeds and validate/test evaluate the pruned model.
+        register_masks_from_state_dict(self, checkpoint.get("state_dict", {}))
