@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
 from rnn_prune.module import SequenceClassifier
@@ -41,12 +42,46 @@ def _logger_configs(trainer_config: Any) -> list[Any]:
     return list(loggers) if isinstance(loggers, list) else [loggers]
 
 
+def _apply_pruning_overrides(config: Any) -> None:
+    """Write ``--sparsity`` / ``--guard`` into the config's ScheduledPruning callback."""
+    sparsity, guard = config.get("sparsity"), config.get("guard")
+    if sparsity is None and guard is None:
+        return
+    callbacks = config["trainer"].get("callbacks") or []
+    pruning = [c for c in callbacks if str(c.get("class_path", "")).endswith("ScheduledPruning")]
+    if not pruning:
+        raise ValueError(f"--sparsity={sparsity} / --guard={guard} need a ScheduledPruning entry in trainer.callbacks")
+    for callback in pruning:
+        init_args = callback["init_args"]
+        if guard is not None:
+            init_args["guard"] = guard
+        if sparsity is None:
+            continue
+        schedule = init_args.get("schedule")
+        if schedule is None or isinstance(schedule, int | float):
+            init_args["schedule"] = sparsity
+            continue
+        schedule_args = schedule["init_args"]
+        key = "final_sparsity" if "final_sparsity" in schedule_args else "sparsity"
+        schedule_args[key] = sparsity
+
+
 class RNNPruneCLI(LightningCLI):
     """LightningCLI with the data→model links and the logger defaults described above."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.input_size", "model.input_size", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        # Short flags for sweeps: editing a callback inside trainer.callbacks from the command line
+        # is awkward, so these reach into the config's ScheduledPruning entry.
+        parser.add_argument(
+            "--sparsity", type=float | None, default=None,
+            help="Final target sparsity of the ScheduledPruning callback's schedule (sweeps).",
+        )
+        parser.add_argument(
+            "--guard", type=Literal["none", "ramanujan"] | None, default=None,
+            help="Override the ScheduledPruning callback's guard (sweeps).",
+        )
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -64,6 +99,27 @@ class RNNPruneCLI(LightningCLI):
                 init_args["offline"] = True
         if trainer.get("default_root_dir"):
             Path(trainer["default_root_dir"]).mkdir(parents=True, exist_ok=True)
+        _apply_pruning_overrides(config)
+
+    def _finish_wandb_runs(self) -> None:
+        """One W&B run per command: close it so a later command in this process starts its own."""
+        if not self.trainer.is_global_zero:
+            return
+        for logger in self.trainer.loggers:
+            if isinstance(logger, WandbLogger) and logger._experiment is not None:
+                logger.experiment.finish()
+
+    def after_fit(self) -> None:
+        self._finish_wandb_runs()
+
+    def after_validate(self) -> None:
+        self._finish_wandb_runs()
+
+    def after_test(self) -> None:
+        self._finish_wandb_runs()
+
+    def after_predict(self) -> None:
+        self._finish_wandb_runs()
 
 
 def main(args: ArgsType = None, *, run: bool = True) -> RNNPruneCLI:

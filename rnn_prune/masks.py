@@ -10,7 +10,7 @@ state_dict keys are the stock ones.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -39,26 +39,26 @@ def set_mask(weight: PrunableWeight, mask: Tensor) -> None:
         param.mul_(mask)
 
 
-def apply_masks(model: nn.Module) -> None:
+def apply_masks(weights: Iterable[PrunableWeight]) -> None:
     """Zero every pruned weight again (call after an optimizer step: Adam moves zeros)."""
     with torch.no_grad():
-        for weight in prunable_weights(model):
+        for weight in weights:
             mask = weight.mask
             if mask is not None:
                 weight.parameter.mul_(mask)
 
 
-def mask_gradients(model: nn.Module) -> None:
+def mask_gradients(weights: Iterable[PrunableWeight]) -> None:
     """Zero the gradients of pruned weights so optimizers see no signal to regrow them."""
-    for weight in prunable_weights(model):
+    for weight in weights:
         mask, grad = weight.mask, weight.parameter.grad
         if mask is not None and grad is not None:
             grad.mul_(mask)
 
 
-def sparsity(model: nn.Module, weights: list[PrunableWeight] | None = None) -> float:
-    """Share of pruned entries over ``weights`` (default: every prunable weight)."""
-    weights = prunable_weights(model) if weights is None else weights
+def sparsity(weights: Iterable[PrunableWeight]) -> float:
+    """Share of pruned entries over ``weights``."""
+    weights = list(weights)
     total = sum(w.parameter.numel() for w in weights)
     kept = sum(int(get_mask(w).sum()) for w in weights)
     return 1.0 - kept / total if total else 0.0

@@ -1,0 +1,92 @@
+"""Pure pruning math: which weights to keep for a cumulative target sparsity.
+
+No Lightning here; :class:`callbacks.ScheduledPruning` decides *when* and calls these to decide
+*what*. Pruned weights never come back: they score ``-inf`` so a step only removes more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+Criterion = Literal["magnitude", "random"]
+CRITERIA = ("magnitude", "random")
+
+
+def pruned_count(numel: int, target: float) -> int:
+    """Entries to prune for ``target`` sparsity: rounded to the nearest weight.
+
+    >>> pruned_count(10, 0.25), pruned_count(4, 0.9)
+    (2, 4)
+    """
+    return min(numel, round(target * numel))
+
+
+def scores(weight: Tensor, mask: Tensor, criterion: Criterion, generator: torch.Generator | None = None) -> Tensor:
+    """Importance of every entry (higher = keep), ``-inf`` where already pruned.
+
+    ``random`` scores are drawn on the CPU from ``generator`` so every process that seeds it the
+    same way draws the same scores, whatever its device.
+    """
+    if criterion == "magnitude":
+        score = weight.detach().abs().float()
+    elif criterion == "random":
+        score = torch.rand(weight.shape, generator=generator).to(weight.device)
+    else:
+        raise ValueError(f"criterion={criterion!r} is not one of {CRITERIA}")
+    score = torch.nan_to_num(score, nan=-1.0)  # a NaN weight ranks below every real one
+    return score.masked_fill(~mask.bool(), float("-inf"))
+
+
+def keep_top(score: Tensor, keep: int) -> Tensor:
+    """Boolean mask of the ``keep`` highest scores (never one that is ``-inf``).
+
+    >>> keep_top(torch.tensor([[0.3, -1.0], [2.0, float("-inf")]]), 2).tolist()
+    [[True, False], [True, False]]
+    """
+    flat = score.flatten()
+    keep = min(keep, int(torch.isfinite(flat).sum()))
+    mask = torch.zeros_like(flat, dtype=torch.bool)
+    if keep > 0:
+        mask[torch.topk(flat, keep, sorted=False).indices] = True
+    return mask.view_as(score)
+
+
+def layerwise_masks(score_by_unit: Mapping[str, Tensor], target: float) -> dict[str, Tensor]:
+    """Each unit separately reaches ``target`` (or keeps its sparsity if already beyond it)."""
+    return {
+        name: keep_top(score, score.numel() - pruned_count(score.numel(), target))
+        for name, score in score_by_unit.items()
+    }
+
+
+def global_masks(score_by_unit: Mapping[str, Tensor], target: float) -> dict[str, Tensor]:
+    """One threshold across all units: the units together reach ``target``."""
+    if not score_by_unit:
+        return {}
+    names = list(score_by_unit)
+    flat = torch.cat([score_by_unit[n].flatten() for n in names])
+    kept = keep_top(flat, flat.numel() - pruned_count(flat.numel(), target))
+    out, start = {}, 0
+    for name in names:
+        shape = score_by_unit[name].shape
+        out[name] = kept[start : start + score_by_unit[name].numel()].view(shape)
+        start += score_by_unit[name].numel()
+    return out
+
+
+def mask_checksum(masks: list[Tensor]) -> Tensor:
+    """A float64 fingerprint of a list of masks: equal masks give equal sums on every rank.
+
+    Position-weighted (entry i counts i+1 times a per-mask prime-ish factor) so two different masks
+    with the same number of ones differ.
+    """
+    total = torch.zeros((), dtype=torch.float64)
+    for k, mask in enumerate(masks):
+        flat = mask.detach().flatten().to("cpu", torch.float64)
+        positions = torch.arange(1, flat.numel() + 1, dtype=torch.float64)
+        total += (flat * positions).sum() * (k + 1.618033988749895)
+    return total

@@ -1,0 +1,112 @@
+"""Each schedule's cumulative targets and argument checks; the pure pruning math."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rnn_prune.pruning import global_masks, keep_top, layerwise_masks, mask_checksum, pruned_count, scores
+from rnn_prune.schedules import (
+    ConstantSchedule,
+    CubicSchedule,
+    IterativeSchedule,
+    LinearSchedule,
+    OneShotSchedule,
+    as_schedule,
+)
+
+
+def test_cubic_schedule_matches_zhu_gupta_formula() -> None:
+    s_i, s_f, t0, end = 0.1, 0.9, 2, 12
+    schedule = CubicSchedule(s_f, start_epoch=t0, end_epoch=end, initial_sparsity=s_i)
+    for t in [2, 3, 4.5, 7, 11, 12]:
+        expected = s_f + (s_i - s_f) * (1 - (t - t0) / (end - t0)) ** 3
+        assert schedule.target(t) == pytest.approx(expected)
+    assert schedule.target(1.99) == 0.0
+    assert schedule.target(40) == pytest.approx(s_f)
+
+
+def test_linear_one_shot_constant_and_iterative_targets() -> None:
+    assert [LinearSchedule(0.6, 1, 4).target(e) for e in range(6)] == pytest.approx([0, 0, 0.2, 0.4, 0.6, 0.6])
+    assert [OneShotSchedule(0.7, epoch=2).target(e) for e in range(4)] == [0, 0, 0.7, 0.7]
+    assert ConstantSchedule(0.3).target(0) == 0.3
+    rounds = IterativeSchedule(0.5, every=1, rounds=3)
+    assert [rounds.target(e) for e in range(5)] == pytest.approx([0.5, 0.75, 0.875, 0.875, 0.875])
+    capped = IterativeSchedule(0.5, final_sparsity=0.8)
+    assert capped.target(10) == pytest.approx(0.8)
+
+
+def test_targets_never_decrease() -> None:
+    for schedule in [CubicSchedule(0.95, 0, 7), LinearSchedule(0.5, 3, 9), IterativeSchedule(0.2, 2)]:
+        targets = [schedule.target(t / 4) for t in range(60)]
+        assert targets == sorted(targets)
+
+
+def test_a_float_means_constant() -> None:
+    assert isinstance(as_schedule(0.4), ConstantSchedule) and as_schedule(0.4).target(0) == 0.4
+    with pytest.raises(ValueError, match="schedule=True must be a Schedule"):
+        as_schedule(True)
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: ConstantSchedule(1.0), r"sparsity=1.0 must lie in \[0, 1\)"),
+        (lambda: ConstantSchedule(-0.1), r"sparsity=-0.1 must lie in \[0, 1\)"),
+        (lambda: CubicSchedule(0.9, start_epoch=5, end_epoch=3), "end_epoch=3 must be after start_epoch=5"),
+        (lambda: LinearSchedule(0.5, initial_sparsity=0.6), "initial_sparsity=0.6 exceeds final_sparsity=0.5"),
+        (lambda: LinearSchedule(0.5, start_epoch=-1), "start_epoch=-1 must be a non-negative epoch"),
+        (lambda: IterativeSchedule(0.0), r"rate=0.0 must lie in \(0, 1\)"),
+        (lambda: IterativeSchedule(0.2, every=0), "every=0 must be a positive number of epochs"),
+        (lambda: IterativeSchedule(0.2, rounds=0), "rounds=0 must be a positive integer"),
+        (lambda: IterativeSchedule(0.2, final_sparsity=1.5), r"final_sparsity=1.5 must lie in \[0, 1\)"),
+    ],
+)
+def test_schedules_reject_bad_arguments(build, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+def test_layerwise_reaches_exact_count_and_never_regrows() -> None:
+    torch.manual_seed(0)
+    weight = torch.randn(12, 7)
+    mask = torch.ones_like(weight, dtype=torch.bool)
+    for target in [0.3, 0.55, 0.9]:
+        new = layerwise_masks({"w": scores(weight, mask, "magnitude")}, target)["w"]
+        assert int((~new).sum()) == pruned_count(weight.numel(), target)
+        assert not torch.any(new & ~mask), "a pruned weight came back"
+        mask = new
+    kept = weight.abs()[mask]
+    assert kept.min() >= weight.abs()[~mask].max()  # magnitude: the largest survive
+
+
+def test_global_scope_uses_one_threshold() -> None:
+    big, small = torch.full((4, 4), 10.0) + torch.rand(4, 4), torch.rand(4, 4)
+    ones = torch.ones(4, 4, dtype=torch.bool)
+    masks = global_masks({"big": scores(big, ones, "magnitude"), "small": scores(small, ones, "magnitude")}, 0.5)
+    assert masks["big"].all() and not masks["small"].any()
+    layer = layerwise_masks({"big": scores(big, ones, "magnitude"), "small": scores(small, ones, "magnitude")}, 0.5)
+    assert int(layer["big"].sum()) == int(layer["small"].sum()) == 8
+
+
+def test_random_scores_are_reproducible_from_the_seed() -> None:
+    weight, mask = torch.randn(5, 5), torch.ones(5, 5, dtype=torch.bool)
+    first = scores(weight, mask, "random", torch.Generator().manual_seed(3))
+    again = scores(weight, mask, "random", torch.Generator().manual_seed(3))
+    torch.testing.assert_close(first, again)
+    with pytest.raises(ValueError, match="criterion='l1' is not one of"):
+        scores(weight, mask, "l1")
+
+
+def test_nan_weights_rank_lowest_and_full_pruning_is_defined() -> None:
+    weight = torch.tensor([[float("nan"), 0.5], [2.0, 1.0]])
+    mask = keep_top(scores(weight, torch.ones(2, 2, dtype=torch.bool), "magnitude"), 3)
+    assert mask.tolist() == [[False, True], [True, True]]
+    assert not keep_top(torch.randn(3, 3), 0).any()
+
+
+def test_checksum_tells_masks_apart() -> None:
+    a = torch.tensor([True, False, True])
+    b = torch.tensor([False, True, True])
+    assert mask_checksum([a]) != mask_checksum([b])
+    assert mask_checksum([a, b]) == mask_checksum([a.clone(), b.clone()])
