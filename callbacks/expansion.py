@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import fields
 from fnmatch import fnmatchcase
 
 import lightning as L
@@ -104,7 +105,7 @@ class ExpansionMetrics(Callback):
         if not (per_gate or stacked):
             raise ValueError("per_gate=False and stacked=False leave no graph to measure")
         if measures is not None:
-            known = set(LayerExpansion.field_names())
+            known = {f.name for f in fields(LayerExpansion) if f.name != "reason"}
             unknown = sorted(set(measures) - known)
             if unknown:
                 raise ValueError(f"measures={unknown} are not measures; choose from {sorted(known)}")

@@ -1,0 +1,193 @@
+"""ScheduledPruning: exact sparsity, masks that stick, scopes, the guard, rewind, resume, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from callbacks.pruning import ScheduledPruning
+from datamodules.digits import DigitsDataModule
+from rnn_prune.expansion import layer_expansion
+from rnn_prune.masks import get_mask
+from rnn_prune.pruning import pruned_count
+from rnn_prune.registry import prunable_weights
+from rnn_prune.schedules import LinearSchedule, OneShotSchedule
+from rnn_prune.module import SequenceClassifier
+
+
+def _module(cell: str = "lstm", **kwargs) -> SequenceClassifier:
+    torch.manual_seed(0)
+    return SequenceClassifier(8, 10, cell=cell, hidden_size=kwargs.pop("hidden_size", 16), **kwargs)
+
+
+def _trainer(tmp_path: Path, callbacks: list, max_epochs: int = 2, **kwargs) -> L.Trainer:
+    return L.Trainer(
+        default_root_dir=tmp_path,
+        max_epochs=max_epochs,
+        callbacks=callbacks,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=kwargs.pop("enable_checkpointing", False),
+        accelerator="cpu",
+        deterministic=True,
+        **kwargs,
+    )
+
+
+def _fake_trainer(epoch: int) -> SimpleNamespace:
+    return SimpleNamespace(current_epoch=epoch, world_size=1, sanity_checking=False)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_every_graph_reaches_the_exact_target_and_stays_pruned(tmp_path: Path, cell: str) -> None:
+    module = _module(cell, num_layers=2)
+    pruning = ScheduledPruning(OneShotSchedule(0.7, epoch=0))
+    _trainer(tmp_path, [pruning], max_epochs=3).fit(module, DigitsDataModule(batch_size=32))
+    for weight in prunable_weights(module):
+        mask = get_mask(weight)
+        if weight.name == "head":
+            assert mask.all(), "the head is not pruned by default"
+            continue
+        for graph in weight.graphs(per_gate=True, stacked=False):
+            block = graph.mask_block()
+            assert int((~block).sum()) == pruned_count(block.numel(), 0.7), graph.name
+        assert torch.all(weight.parameter[~mask] == 0), f"{weight.name}: pruned weights came back after training"
+
+
+def test_global_scope_reaches_the_target_overall_not_per_graph(tmp_path: Path) -> None:
+    module = _module("lstm")
+    pruning = ScheduledPruning(0.6, scope="global", include=["*"])
+    _trainer(tmp_path, [pruning], max_epochs=1).fit(module, DigitsDataModule(batch_size=32))
+    weights = prunable_weights(module)
+    total = sum(w.parameter.numel() for w in weights)
+    pruned = sum(int((~get_mask(w)).sum()) for w in weights)
+    assert abs(pruned - round(0.6 * total)) <= 1
+    per_weight = {w.name: 1 - get_mask(w).float().mean().item() for w in weights}
+    assert max(per_weight.values()) - min(per_weight.values()) > 0.05, per_weight
+
+
+def test_pruning_every_n_steps_follows_the_schedule_within_an_epoch(tmp_path: Path) -> None:
+    module = _module("gru")
+    pruning = ScheduledPruning(LinearSchedule(0.5, start_epoch=0, end_epoch=1), every_n_steps=5)
+    _trainer(tmp_path, [pruning], max_epochs=1, limit_train_batches=20, limit_val_batches=1).fit(
+        module, DigitsDataModule(batch_size=32)
+    )
+    # prunings at steps 5, 10, 15 of 20 (step 0 has target 0): the last at t = 0.75 epochs
+    assert pruning.state_dict()["target"] == pytest.approx(0.375)
+    assert pruning.state_dict()["steps_taken"] == 3
+
+
+def test_guard_freezes_a_graph_exactly_when_delta_r_would_fall_below_the_margin() -> None:
+    module = _module("rnn", hidden_size=12)
+    schedule = LinearSchedule(0.95, start_epoch=0, end_epoch=10)
+    # Unguarded trajectory of one graph's Δr, computed with the same masks the callback would take.
+    free = ScheduledPruning(schedule, include=["rnn.l0.hh"])
+    free.setup(None, module, "fit")
+    free_module_weight = free._weights[0]
+    trajectory = []
+    for epoch in range(11):
+        free._run_pruning(_fake_trainer(epoch), module, float(epoch))
+        trajectory.append(layer_expansion(get_mask(free_module_weight)).delta_r)
+    # The first step (after a couple of epochs) that takes Δr below every earlier value; put the
+    # margin between that value and the earlier minimum.
+    first_bad = next(j for j in range(2, 10) if trajectory[j + 1] < min(trajectory[: j + 1]))
+    margin = (min(trajectory[: first_bad + 1]) + trajectory[first_bad + 1]) / 2
+
+    module = _module("rnn", hidden_size=12)
+    guarded = ScheduledPruning(schedule, include=["rnn.l0.hh"], guard="ramanujan", guard_margin=margin)
+    guarded.setup(None, module, "fit")
+    masks = []
+    for epoch in range(11):
+        guarded._run_pruning(_fake_trainer(epoch), module, float(epoch))
+        masks.append(get_mask(guarded._weights[0]).clone())
+    assert guarded.stopped == {"rnn.l0.hh": first_bad + 1}
+    assert layer_expansion(masks[-1]).delta_r >= margin
+    assert torch.equal(masks[first_bad], masks[-1]), "the frozen graph keeps its last expander mask"
+
+
+def test_rewind_resets_surviving_weights_to_init() -> None:
+    module = _module("lstm")
+    initial = {k: v.detach().clone() for k, v in module.named_parameters()}
+    pruning = ScheduledPruning(OneShotSchedule(0.5, epoch=1), rewind_to_epoch=0)
+    pruning.setup(None, module, "fit")
+    pruning.on_train_epoch_start(_fake_trainer(0), module)
+    with torch.no_grad():  # stands for an epoch of training
+        for param in module.parameters():
+            param.add_(1.0)
+    pruning.on_train_epoch_start(_fake_trainer(1), module)
+    weight = module.net.lstm.weight_hh_l0
+    mask = module.net.lstm.weight_hh_l0_mask
+    torch.testing.assert_close(weight[mask], initial["net.lstm.weight_hh_l0"][mask])
+    torch.testing.assert_close(module.net.head.bias, initial["net.head.bias"])
+    assert torch.all(weight[~mask] == 0)
+
+
+def _resume_run(tmp_path: Path, ckpt: str | None, max_epochs: int) -> tuple[SequenceClassifier, ScheduledPruning]:
+    L.seed_everything(0)
+    module = _module("lstm")
+    pruning = ScheduledPruning(LinearSchedule(0.8, start_epoch=0, end_epoch=4), criterion="random", seed=7)
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, filename="{epoch}")
+    trainer = _trainer(tmp_path, [pruning, checkpoint], max_epochs=max_epochs, enable_checkpointing=True)
+    trainer.fit(module, DigitsDataModule(batch_size=64), ckpt_path=ckpt)
+    return module, pruning
+
+
+def test_resume_from_mid_run_checkpoint_gives_identical_masks(tmp_path: Path) -> None:
+    full, full_pruning = _resume_run(tmp_path / "full", None, max_epochs=4)
+    _resume_run(tmp_path / "killed", None, max_epochs=2)  # "killed" after epoch 1
+    resumed, resumed_pruning = _resume_run(tmp_path / "killed", str(tmp_path / "killed/ckpt/epoch=1.ckpt"), 4)
+    assert resumed_pruning.state_dict()["target"] == full_pruning.state_dict()["target"]
+    for a, b in zip(prunable_weights(full), prunable_weights(resumed), strict=True):
+        assert torch.equal(get_mask(a), get_mask(b)), a.name
+        torch.testing.assert_close(a.parameter, b.parameter)
+
+
+def test_mismatched_masks_across_ranks_fail_loudly() -> None:
+    module = _module("gru")
+    pruning = ScheduledPruning(0.5)
+    pruning.setup(None, module, "fit")
+    strategy = SimpleNamespace(root_device=torch.device("cpu"), all_gather=lambda t: torch.stack([t, t + 1]))
+    trainer = SimpleNamespace(current_epoch=0, world_size=2, strategy=strategy)
+    with pytest.raises(RuntimeError, match="ranks hold different masks"):
+        pruning._run_pruning(trainer, module, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"schedule": 1.0}, r"sparsity=1.0 must lie in \[0, 1\)"),
+        ({"schedule": -0.2}, r"sparsity=-0.2 must lie in \[0, 1\)"),
+        ({"criterion": "l2"}, "criterion='l2' is not one of"),
+        ({"scope": "model"}, "scope='model' is not one of"),
+        ({"guard": "cheeger"}, "guard='cheeger' is not one of"),
+        ({"every_n_steps": 0}, "every_n_steps=0 must be a positive integer"),
+        ({"rewind_to_epoch": -1}, "rewind_to_epoch=-1 must be a non-negative epoch"),
+        ({"guard_margin": float("nan")}, "guard_margin=nan must be finite"),
+    ],
+)
+def test_bad_arguments_name_the_value(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        ScheduledPruning(**kwargs)
+
+
+def test_pattern_matching_no_weight_fails_at_setup() -> None:
+    pruning = ScheduledPruning(0.5, include=["gru.*"])
+    with pytest.raises(ValueError, match=r"include=\['gru.\*'\] exclude=\[\] match no prunable weight"):
+        pruning.setup(None, _module("lstm"), "fit")
+
+
+def test_no_flat_weights_warning_and_stock_keys_while_dense(tmp_path: Path, recwarn: pytest.WarningsRecorder) -> None:
+    module = _module("lstm", num_layers=2)
+    stock_keys = set(module.state_dict())
+    _trainer(tmp_path, [ScheduledPruning(OneShotSchedule(0.5, epoch=1))], max_epochs=1).fit(
+        module, DigitsDataModule(batch_size=64)
+    )
+    assert set(module.state_dict()) == stock_keys, "no mask buffers before the first pruning step"
+    assert not any(k.endswith("_orig") for k in module.state_dict())
+    assert not [w for w in recwarn if "contiguous chunk" in str(w.message)]
