@@ -1,0 +1,83 @@
+"""What a pruned quickstart writes to W&B (read back from the offline run), alone and under DDP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from rnn_prune.cli import main
+from rnn_prune.registry import graphs
+from rnn_prune.wandb_offline import find_offline_runs, read_history
+from tests.conftest import ROOT, quickstart_args
+
+EPOCHS = 3
+
+
+def _rows_by_epoch(history: list[dict], key: str) -> dict[int, list[dict]]:
+    rows: dict[int, list[dict]] = {}
+    for row in history:
+        if key in row:
+            rows.setdefault(int(row["epoch"]), []).append(row)
+    return rows
+
+
+def test_offline_run_holds_every_measure_for_every_epoch(tmp_path: Path) -> None:
+    cli = main(quickstart_args("fit", tmp_path, "--trainer.max_epochs", str(EPOCHS)))
+    runs = find_offline_runs(tmp_path)
+    assert len(runs) == 1
+    history = read_history(runs[0])
+
+    val_acc = _rows_by_epoch(history, "val/acc")
+    assert sorted(val_acc) == list(range(EPOCHS))
+    for epoch, rows in val_acc.items():
+        logged = rows[-1]["val/acc"]
+        assert 0.0 <= logged <= 1.0, (epoch, logged)
+    assert val_acc[EPOCHS - 1][-1]["val/acc"] == pytest.approx(cli.trainer.callback_metrics["val/acc"].item())
+
+    graph_names = [g.name for g in graphs(cli.model)]
+    assert "lstm.l0.hh.forget_gate" in graph_names and "head" in graph_names
+    measured = _rows_by_epoch(history, "graph/ramanujan_fraction")
+    assert sorted(measured) == list(range(EPOCHS))
+    for epoch, rows in measured.items():
+        assert len(rows) == 1, f"epoch {epoch} measured {len(rows)} times"
+        row = rows[0]
+        missing = [name for name in graph_names if f"graph/{name}/delta_r" not in row]
+        assert not missing, f"epoch {epoch} lacks delta_r of {missing}"
+        assert "prune/sparsity" in row and "graph/lstm.l0.unfolded/reach@lag0" in row
+    sparsity = [measured[e][0]["prune/sparsity"] for e in range(EPOCHS)]
+    assert sparsity[0] == 0.0 < sparsity[1] < sparsity[2] < 0.9  # cubic schedule: dense epoch 0, then pruning
+
+
+@pytest.mark.slow
+def test_ddp_on_cpu_logs_one_run_once_per_epoch_with_identical_masks(tmp_path: Path) -> None:
+    masks_dir = tmp_path / "masks"
+    args = quickstart_args(
+        "fit", tmp_path / "run",
+        "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu",
+        "--trainer.max_epochs", str(EPOCHS),
+        "--trainer.callbacks+=tests.ddp_helpers.SaveMasksPerRank", "--trainer.callbacks.out_dir", str(masks_dir),
+    )  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(ROOT), WANDB_MODE="offline", WANDB_SILENT="true")
+    done = subprocess.run(
+        [sys.executable, "-m", "rnn_prune", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    runs = find_offline_runs(tmp_path)
+    assert len(runs) == 1, f"expected one W&B run, found {runs}"
+    history = read_history(runs[0])
+    for key in ("val/acc", "graph/ramanujan_fraction", "prune/sparsity"):
+        rows = _rows_by_epoch(history, key)
+        assert sorted(rows) == list(range(EPOCHS)), key
+        assert all(len(r) == 1 for r in rows.values()), f"{key} logged more than once in an epoch"
+
+    rank0, rank1 = (torch.load(masks_dir / f"rank{r}.pt") for r in (0, 1))
+    assert rank0.keys() == rank1.keys()
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), name
+    assert any(not m.all() for m in rank0.values()), "the run pruned something"
