@@ -231,7 +231,11 @@ class ScheduledPruning(Callback):
             )
 
     def _log(self, pl_module: L.LightningModule) -> None:
-        metrics = {"prune/sparsity": sparsity(self._weights), "prune/target": self._target}
+        metrics = {
+            "prune/sparsity": sparsity(self._weights),
+            "prune/target": self._target,
+            "prune/guarded": float(self.guard != "none"),  # lets reports tell guarded runs apart
+        }
         if self.log_per_graph:
             for weight in self._weights:
                 for g in weight.graphs(per_gate=True, stacked=True):

@@ -8,7 +8,10 @@ the trainer with its loggers and callbacks (pruning, expansion metrics). The CLI
 - puts loggers that were given no ``save_dir`` under ``trainer.default_root_dir``, so that one
   override moves every output of a run (checkpoints, W&B files, CSV logs);
 - switches a W&B logger to offline mode when no API key is configured, so a missing key never
-  stops training (``wandb sync`` uploads the run later; see the README).
+  stops training (``wandb sync`` uploads the run later; see the README);
+- under a ``wandb agent`` (``WANDB_SWEEP_ID`` set) logs online and gives each sweep run its own
+  ``default_root_dir/<run id>``;
+- adds ``--sparsity`` / ``--guard`` flags that reach into the ScheduledPruning callback (sweeps).
 """
 
 from __future__ import annotations
@@ -86,6 +89,9 @@ class RNNPruneCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         trainer = config["trainer"]
+        sweep_run = os.environ.get("WANDB_RUN_ID") if os.environ.get("WANDB_SWEEP_ID") else None
+        if sweep_run:  # a `wandb agent` run: its own output dir, and online so the sweep sees it
+            trainer["default_root_dir"] = str(Path(trainer.get("default_root_dir") or "runs") / sweep_run)
         root = trainer.get("default_root_dir") or os.getcwd()
         for logger in _logger_configs(trainer):
             class_name = str(logger.get("class_path", "")).rsplit(".", 1)[-1]
@@ -94,7 +100,9 @@ class RNNPruneCLI(LightningCLI):
                 continue
             if init_args.get("save_dir") in (None, "", "."):
                 init_args["save_dir"] = str(root)
-            if class_name == "WandbLogger" and not init_args.get("offline") and not wandb_api_key_configured():
+            if class_name == "WandbLogger" and sweep_run:
+                init_args["offline"] = False
+            elif class_name == "WandbLogger" and not init_args.get("offline") and not wandb_api_key_configured():
                 rank_zero_warn("No W&B API key found: logging offline; upload later with `wandb sync`.")
                 init_args["offline"] = True
         if trainer.get("default_root_dir"):

@@ -23,6 +23,7 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from matplotlib.image import imread
 
 from rnn_prune.report import ReportError, RunData, load_run, main, make_figures, summary_table
+from rnn_prune.wandb_offline import find_offline_runs, wait_until_complete
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = {
@@ -99,6 +100,8 @@ def write_wandb_run(run_dir: Path, rows: list[tuple[dict[str, float], int]], nam
     for metrics, step in rows:
         logger.log_metrics(metrics, step)
     logger.experiment.finish()
+    (run,) = find_offline_runs(run_dir)
+    assert wait_until_complete(run)  # finish() can return before wandb-core flushed the file
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +114,13 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     write_csv_run(runs["guarded"], study_rows("guarded"))
     write_csv_run(runs["dense"], study_rows("dense", snr=True))
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DIR": str(root),
-                           "WANDB_DISABLE_GIT": "true", "WANDB_CONSOLE": "off"}.items():
+        for key, value in {
+            "WANDB_MODE": "offline",
+            "WANDB_SILENT": "true",
+            "WANDB_DIR": str(root),
+            "WANDB_DISABLE_GIT": "true",
+            "WANDB_CONSOLE": "off",
+        }.items():
             mp.setenv(key, value)
         write_wandb_run(runs["wandb_pruned"], study_rows("unguarded", snr=True), "wandb_pruned")
     return runs
@@ -196,6 +204,11 @@ def test_load_run_uses_the_newest_of_several_logs(tmp_path: Path, caplog: pytest
     assert "2 logged runs found, using the newest" in caplog.text
 
 
+def _not_a_wandb_file(run_dir: Path) -> None:
+    (run_dir / "wandb" / "offline-run-x").mkdir(parents=True)
+    (run_dir / "wandb" / "offline-run-x" / "run-x.wandb").write_bytes(b"not a run file")
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -206,12 +219,12 @@ def test_load_run_uses_the_newest_of_several_logs(tmp_path: Path, caplog: pytest
             "{d}: {d}/lightning_logs/version_0/metrics.csv has no column val/acc",
         ),
         (
-            lambda d: (d / "wandb" / "offline-run-x").mkdir(parents=True)
-            or (d / "wandb" / "offline-run-x" / "run-x.wandb").write_bytes(b"not a run file"),
-            "{d}: cannot read {d}/wandb/offline-run-x/run-x.wandb: ",
+            lambda d: write_csv_run(d, [({"val/acc": 0.5}, 0)]),
+            "{d}: {d}/lightning_logs/version_0/metrics.csv has no column epoch",
         ),
+        (_not_a_wandb_file, "{d}: cannot read {d}/wandb/offline-run-x/run-x.wandb: "),
     ],
-    ids=["empty", "missing", "no-val-acc", "not-wandb"],
+    ids=["empty", "missing", "no-val-acc", "no-epoch", "not-wandb"],
 )
 def test_unusable_run_dir_is_a_one_line_error(tmp_path, capsys, make, message) -> None:
     run_dir = tmp_path / "bad"
@@ -230,8 +243,10 @@ def test_unusable_run_dir_is_a_one_line_error(tmp_path, capsys, make, message) -
 
 def test_main_writes_every_figure_and_the_summary(study: dict[str, Path], tmp_path: Path, capsys) -> None:
     out = tmp_path / "report"
-    assert main([str(study[name]) for name in ("unguarded", "guarded", "wandb_pruned", "dense")]
-                + ["--out", str(out)]) == 0
+    assert (
+        main([str(study[name]) for name in ("unguarded", "guarded", "wandb_pruned", "dense")] + ["--out", str(out)])
+        == 0
+    )
     assert {p.stem for p in out.glob("*.png")} == FIGURES
     for png in out.glob("*.png"):
         assert_not_blank(png)
@@ -240,7 +255,7 @@ def test_main_writes_every_figure_and_the_summary(study: dict[str, Path], tmp_pa
     summary = (out / "summary.md").read_text()
     assert "![accuracy_vs_snr](accuracy_vs_snr.png)" in summary
 
-    rows = table_rows(summary[summary.index("| run"):summary.index("\n\n", summary.index("| run"))])
+    rows = table_rows(summary[summary.index("| run") : summary.index("\n\n", summary.index("| run"))])
     assert rows["unguarded"] == {
         "run": "unguarded",
         "guarded": "no",
@@ -292,7 +307,11 @@ def test_module_entry_point(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
         [sys.executable, "-m", "rnn_prune.report", str(tmp_path / "empty"), "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, env=env, cwd=tmp_path, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
     )
     assert result.returncode == 2
     assert result.stderr == f"report: {tmp_path / 'empty'}: no metrics.csv or W&B offline run found\n"
@@ -333,7 +352,60 @@ def test_sweep_file_is_a_valid_sweep(path: Path) -> None:
 
 @pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
 def test_sweep_configs_exist(path: Path) -> None:
-    missing = [c for c in yaml.safe_load(path.read_text())["parameters"]["config"]["values"]
-               if not (ROOT / c).is_file()]
+    missing = [
+        c for c in yaml.safe_load(path.read_text())["parameters"]["config"]["values"] if not (ROOT / c).is_file()
+    ]
     if missing:
         pytest.skip(f"configs not written yet: {', '.join(missing)}")
+
+
+def _agent_argv(sweep: dict, values: dict) -> list[str]:
+    """The argv the W&B agent would run for one grid point, minus ``python -m rnn_prune``: the
+    ``${...}`` macros are expanded by wandb's own helper, as ``wandb agent`` does."""
+    from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
+
+    macros = create_sweep_command_args({"args": {name: {"value": value} for name, value in values.items()}})
+    argv = []
+    for part in sweep["command"]:
+        if part.startswith("${"):
+            argv += macros.get(part[2:-1], [])  # ${env} / ${interpreter} are the agent's own
+        else:
+            argv.append(part)
+    assert argv[:3] == ["-m", "rnn_prune", "fit"]
+    return argv[2:]
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
+def test_sweep_runs_parse_through_the_real_cli(path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """Every config of a sweep, with the last value of every other parameter, parses; the
+    overrides land after the config file (so they win)."""
+    from rnn_prune.cli import main as cli_main
+
+    monkeypatch.chdir(ROOT)  # the agent runs from the repository root; config paths are relative
+    sweep = yaml.safe_load(path.read_text())
+    parameters = sweep["parameters"]
+    for config in parameters["config"]["values"]:
+        values = {name: spec["values"][-1] for name, spec in parameters.items()} | {"config": config}
+        with pytest.raises(SystemExit) as exit_info:
+            cli_main([*_agent_argv(sweep, values), "--print_config"])
+        assert exit_info.value.code in (0, None)
+        printed = yaml.safe_load(capsys.readouterr().out)
+        assert printed["sparsity"] == values["sparsity"]
+        assert printed["seed_everything"] == values["seed_everything"]
+        if "guard" in values:
+            assert printed["guard"] == values["guard"]
+        if "model.cell" in values:
+            assert printed["model"]["cell"] == values["model.cell"]
+
+
+def test_quickstart_sweep_sets_the_pruning_callback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rnn_prune.cli import main as cli_main
+
+    monkeypatch.chdir(ROOT)
+    sweep = yaml.safe_load((ROOT / "configs" / "sweeps" / "quickstart.yaml").read_text())
+    values = {"config": "configs/quickstart_guarded.yaml", "model.cell": "gru", "seed_everything": 1, "sparsity": 0.7}
+    argv = [*_agent_argv(sweep, values), f"--trainer.default_root_dir={tmp_path}"]
+    cli = cli_main(argv[1:], run=False)  # without a subcommand: instantiate, do not fit
+    (pruning,) = [cb for cb in cli.trainer.callbacks if type(cb).__name__ == "ScheduledPruning"]
+    assert pruning.schedule.final_sparsity == 0.7 and pruning.guard == "ramanujan"
+    assert cli.model.hparams.cell == "gru"

@@ -7,20 +7,26 @@ through Lightning's ``WandbLogger(offline=True)``. The damaged-file tests cut an
 
 from __future__ import annotations
 
+import json
 import math
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
 import wandb
 from lightning.pytorch.loggers import WandbLogger
+from wandb.proto import wandb_internal_pb2
 
 from rnn_prune.wandb_offline import (
     find_offline_runs,
+    is_complete,
     iter_records,
     read_config,
     read_history,
     read_summary,
     run_file,
+    wait_until_complete,
 )
 
 BLOCK = 32768
@@ -64,8 +70,13 @@ def same(a: object, b: object) -> bool:
 def wandb_root(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("wandb_runs")
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DIR": str(root),
-                           "WANDB_DISABLE_GIT": "true", "WANDB_CONSOLE": "off"}.items():
+        for key, value in {
+            "WANDB_MODE": "offline",
+            "WANDB_SILENT": "true",
+            "WANDB_DIR": str(root),
+            "WANDB_DISABLE_GIT": "true",
+            "WANDB_CONSOLE": "off",
+        }.items():
             mp.setenv(key, value)
         yield root
 
@@ -82,6 +93,7 @@ def direct_run(wandb_root: Path) -> Path:
     del run.summary["scratch"]
     run.finish()
     (run_dir,) = find_offline_runs(wandb_root / "direct")
+    assert wait_until_complete(run_dir)  # finish() can return before wandb-core flushed the file
     return run_dir
 
 
@@ -96,6 +108,7 @@ def lightning_run(wandb_root: Path) -> Path:
     logger.log_metrics({"test/acc@-5dB": 0.375, "test/acc": 0.75, "epoch": 1}, step=10)
     logger.experiment.finish()
     (run_dir,) = find_offline_runs(wandb_root / "lightning")
+    assert wait_until_complete(run_dir)
     return run_dir
 
 
@@ -188,6 +201,14 @@ def test_truncated_file_reads_a_prefix(full_bytes: bytes, tmp_path: Path) -> Non
     assert len(_records(full_bytes[: offset + BLOCK + 100], tmp_path)) == big
 
 
+def test_complete_means_the_exit_record_was_written(full_bytes: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "run-cut.wandb"
+    path.write_bytes(full_bytes)
+    assert is_complete(path) and wait_until_complete(path, timeout=0)
+    path.write_bytes(full_bytes[:-10])  # the exit record is the last one a run writes
+    assert not is_complete(path) and not wait_until_complete(path, timeout=0.1)
+
+
 def test_zero_tail_is_ignored(full_bytes: bytes, tmp_path: Path) -> None:
     assert _records(full_bytes + bytes(100), tmp_path) == _records(full_bytes, tmp_path)
 
@@ -202,3 +223,41 @@ def test_damage_before_the_end_raises(full_bytes: bytes, tmp_path: Path) -> None
 def test_not_a_wandb_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a W&B run file"):
         _records(b"SQLite format 3\x00", tmp_path)
+
+
+def _chunk(kind: int, payload: bytes) -> bytes:
+    """One chunk as the writer lays it out: crc32(type + payload), length, type, payload."""
+    return struct.pack("<IHB", zlib.crc32(bytes([kind]) + payload), len(payload), kind) + payload
+
+
+def _history_record(step: int, **items: float) -> bytes:
+    record = wandb_internal_pb2.Record()
+    record.history.step.num = step
+    for key, value in items.items():
+        record.history.item.add(nested_key=[key], value_json=json.dumps(value))
+    return record.SerializeToString()
+
+
+def test_hand_written_file(tmp_path: Path) -> None:
+    """The layout as documented, written by hand: header, FULL chunks, a block tail shorter than a
+    chunk header left as zero padding, and a record split into FIRST + LAST at a block boundary."""
+    header = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
+    first = _history_record(0, **{"val/acc": 0.5})
+    data = header + _chunk(1, first)
+    room = BLOCK - len(data) - 7 - 3  # leave 3 bytes at the end of block 0
+    filler = next(r for n in range(room - 64, room) if len(r := _history_record(1, pad="x" * n)) == room)
+    data += _chunk(1, filler) + bytes(3)
+    assert len(data) == BLOCK
+    split = _history_record(2, **{f"k{i}": float(i) for i in range(2000)})
+    assert BLOCK - 7 < len(split) < 2 * (BLOCK - 7)
+    data += _chunk(2, split[: BLOCK - 7]) + _chunk(4, split[BLOCK - 7 :])
+    assert _records(data, tmp_path) == [first, filler, split]
+    history = read_history(tmp_path / "run-cut.wandb")
+    assert history[0] == {"val/acc": 0.5} and history[2]["k1999"] == 1999.0
+
+
+def test_continuation_without_first_chunk_raises(tmp_path: Path) -> None:
+    header = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
+    data = header + _chunk(4, b"orphan") + _chunk(1, _history_record(0, x=1.0))
+    with pytest.raises(ValueError, match="chunk of type 4 at byte 7 has no FIRST chunk"):
+        _records(data, tmp_path)

@@ -12,7 +12,7 @@ import torch
 
 from rnn_prune.cli import main
 from rnn_prune.registry import graphs
-from rnn_prune.wandb_offline import find_offline_runs, read_history
+from rnn_prune.wandb_offline import find_offline_runs, read_history, wait_until_complete
 from tests.conftest import ROOT, quickstart_args
 
 EPOCHS = 3
@@ -30,6 +30,7 @@ def test_offline_run_holds_every_measure_for_every_epoch(tmp_path: Path) -> None
     cli = main(quickstart_args("fit", tmp_path, "--trainer.max_epochs", str(EPOCHS)))
     runs = find_offline_runs(tmp_path)
     assert len(runs) == 1
+    assert wait_until_complete(runs[0]), "the CLI finishes its W&B run"
     history = read_history(runs[0])
 
     val_acc = _rows_by_epoch(history, "val/acc")
@@ -49,6 +50,12 @@ def test_offline_run_holds_every_measure_for_every_epoch(tmp_path: Path) -> None
         missing = [name for name in graph_names if f"graph/{name}/delta_r" not in row]
         assert not missing, f"epoch {epoch} lacks delta_r of {missing}"
         assert "prune/sparsity" in row and "graph/lstm.l0.unfolded/reach@lag0" in row
+    tables = [row["graph/table.nrows"] for row in history if "graph/table.nrows" in row]
+    assert tables == [len(graph_names)] * EPOCHS  # a wandb.Table (graph x measure) per epoch
+    histograms = [row for row in history if "graph/lstm.l0.hh.forget_gate/left_degree_hist._type" in row]
+    assert len(histograms) == EPOCHS
+    figures = {key.split(".")[0] for row in history for key in row if key.startswith("report/")}
+    assert figures == {"report/accuracy_vs_sparsity", "report/delta_r_vs_sparsity", "report/normalized_gap_vs_sparsity"}
     sparsity = [measured[e][0]["prune/sparsity"] for e in range(EPOCHS)]
     assert sparsity[0] == 0.0 < sparsity[1] < sparsity[2] < 0.9  # cubic schedule: dense epoch 0, then pruning
 
@@ -70,6 +77,7 @@ def test_ddp_on_cpu_logs_one_run_once_per_epoch_with_identical_masks(tmp_path: P
 
     runs = find_offline_runs(tmp_path)
     assert len(runs) == 1, f"expected one W&B run, found {runs}"
+    assert wait_until_complete(runs[0])
     history = read_history(runs[0])
     for key in ("val/acc", "graph/ramanujan_fraction", "prune/sparsity"):
         rows = _rows_by_epoch(history, key)
