@@ -7,37 +7,13 @@ Each image is read row by row: 8 time steps of 8 features.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import lightning as L
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
-from torch.utils.data import DataLoader, Sampler, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
-
-class EpochShuffleSampler(Sampler[int]):
-    """A shuffle that depends only on ``(seed, epoch)``: a resumed run sees the same batches.
-
-    ``RandomSampler`` draws from the global RNG, whose state checkpoints do not carry, so a run
-    resumed from a checkpoint would train on other batches than the uninterrupted one. Lightning
-    calls ``set_epoch`` on a loader's sampler at the start of every epoch.
-    """
-
-    def __init__(self, num_samples: int, seed: int = 0) -> None:
-        self.num_samples = num_samples
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.num_samples, generator=generator).tolist())
+from datamodules._common import check_loader_args, make_loader
 
 
 class DigitsDataModule(L.LightningDataModule):
@@ -72,10 +48,7 @@ class DigitsDataModule(L.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if batch_size <= 0:
-            raise ValueError(f"batch_size={batch_size!r} must be positive")
-        if num_workers < 0:
-            raise ValueError(f"num_workers={num_workers!r} must be >= 0")
+        check_loader_args(batch_size, num_workers)
         for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if not 0.0 < value < 1.0:
                 raise ValueError(f"{name}={value!r} must lie in (0, 1)")
@@ -112,13 +85,11 @@ class DigitsDataModule(L.LightningDataModule):
             )
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        dataset = self.splits[split]
-        return DataLoader(
-            dataset,
+        return make_loader(
+            self.splits[split],
             batch_size=self.batch_size,
-            sampler=EpochShuffleSampler(len(dataset), self.seed) if shuffle else None,
             num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            shuffle_seed=self.seed if shuffle else None,
         )
 
     def train_dataloader(self) -> DataLoader:

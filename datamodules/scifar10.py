@@ -59,7 +59,8 @@ class SequentialCIFAR10DataModule(L.LightningDataModule):
         mode: ``"row"`` (32 × 96) or ``"pixel"`` (1024 × 3).
         hflip: flip training images left-right with probability 1/2 (never validation or test).
         val_fraction: share of the training images held out for validation.
-        seed: seed of the train/validation split.
+        seed: seed of the train/validation split and of the per-epoch training shuffle
+            (which depends on ``(seed, epoch)`` only, so a resumed run sees the same batches).
     """
 
     num_classes = 10
@@ -149,7 +150,7 @@ class SequentialCIFAR10DataModule(L.LightningDataModule):
             self.splits[split],
             batch_size=self.batch_size,
             num_workers=self.num_workers,
-            shuffle=shuffle,
+            shuffle_seed=self.seed if shuffle else None,
         )
 
     def train_dataloader(self) -> DataLoader:
