@@ -14,10 +14,10 @@ from callbacks.pruning import ScheduledPruning
 from datamodules.digits import DigitsDataModule
 from rnn_prune.expansion import layer_expansion
 from rnn_prune.masks import get_mask
+from rnn_prune.module import SequenceClassifier
 from rnn_prune.pruning import pruned_count
 from rnn_prune.registry import prunable_weights
 from rnn_prune.schedules import LinearSchedule, OneShotSchedule
-from rnn_prune.module import SequenceClassifier
 
 
 def _module(cell: str = "lstm", **kwargs) -> SequenceClassifier:

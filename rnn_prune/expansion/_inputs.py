@@ -1,0 +1,65 @@
+"""Argument checks shared by the expansion measures: tensors or arrays in, numpy out.
+
+Every public function checks its arguments here, at the top, so a bad argument fails with a
+``ValueError`` naming it instead of an obscure error from deep inside scipy or igraph.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+
+
+def as_array(value: object, name: str) -> np.ndarray:
+    """``value`` (a torch tensor or numpy array of real numbers, shape (out, in)) as a numpy array."""
+    if isinstance(value, torch.Tensor):
+        if value.layout != torch.strided:
+            raise ValueError(f"{name} must be a dense (strided) tensor, got layout {value.layout}")
+        tensor = value.detach().cpu()
+        if tensor.is_complex():
+            raise ValueError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
+        if tensor.is_floating_point() and tensor.dtype not in (torch.float32, torch.float64):
+            tensor = tensor.to(torch.float32)  # bfloat16 / float16 / float8 have no numpy twin
+        array = tensor.numpy()
+    elif isinstance(value, np.ndarray):
+        array = value
+    else:
+        raise ValueError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(value).__name__}")
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be 2-D with shape (out, in), got shape {tuple(array.shape)}")
+    return array
+
+
+def as_mask(mask: object, name: str = "mask") -> np.ndarray:
+    """The boolean edge pattern ``mask != 0`` of a 0/1 (or bool) mask of shape (out, in)."""
+    array = as_array(mask, name)
+    if array.dtype.kind == "f" and np.isnan(array).any():
+        raise ValueError(f"{name} has NaN entries; a mask holds 0/1 (edge where mask != 0)")
+    return array if array.dtype == np.bool_ else array != 0
+
+
+def as_weight(weight: object, shape: tuple[int, int], name: str = "weight") -> np.ndarray:
+    """``weight`` as a float64 array of the mask's ``shape`` (NaN / inf are kept, checked later)."""
+    array = as_array(weight, name)
+    if array.shape != shape:
+        raise ValueError(f"{name} has shape {tuple(array.shape)}, mask has {shape}")
+    return array.astype(np.float64, copy=False)
+
+
+def check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_int(value: object, name: str, *, minimum: int) -> int:
+    """A Python/numpy integer (not a bool) that is at least ``minimum``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)

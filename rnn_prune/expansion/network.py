@@ -1,0 +1,73 @@
+"""Expansion measures of every graph of a model, as the registry splits it."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+
+from torch import nn
+
+from rnn_prune import registry
+from rnn_prune.expansion._inputs import check_bool, check_int
+from rnn_prune.expansion.bipartite import LayerExpansion, layer_expansion
+
+
+def model_expansion(
+    model: nn.Module,
+    *,
+    per_gate: bool = True,
+    stacked: bool = True,
+    imdb: bool = True,
+    random_samples: int = 0,
+    seed: int = 0,
+    include: list[str] | None = None,
+) -> dict[str, LayerExpansion]:
+    """:func:`~rnn_prune.expansion.layer_expansion` of every graph of ``model``.
+
+    The graphs are the registry's (``registry.graphs(model, per_gate=, stacked=)``): each gate of a
+    recurrent weight (rows of the stacked matrix) and/or the stacked matrix itself, and every
+    ``nn.Linear``. The mask is ``graph.mask_block()`` (all ones while unpruned) and the weighted
+    measures use ``graph.weight_block()``.
+
+    Args:
+        model: any module; its ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` / ``nn.Linear`` are read.
+        per_gate: one graph per gate (``lstm.l0.ih.forget_gate``).
+        stacked: one graph per stacked weight (``lstm.l0.ih``); always on for gate-less weights.
+        imdb, random_samples, seed: passed to ``layer_expansion``.
+        include: ``fnmatch`` globs on graph names; only matching graphs are measured
+            (default: all).
+
+    Returns:
+        ``{graph name: LayerExpansion}`` in the registry's order.
+
+    >>> result = model_expansion(nn.LSTM(3, 4), include=["*.hh.*_gate"], imdb=False)
+    >>> list(result)
+    ['lstm.l0.hh.input_gate', 'lstm.l0.hh.forget_gate', 'lstm.l0.hh.cell_gate', 'lstm.l0.hh.output_gate']
+    >>> round(result["lstm.l0.hh.forget_gate"].lambda1, 6)  # K(4,4): √16
+    4.0
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    per_gate = check_bool(per_gate, "per_gate")
+    stacked = check_bool(stacked, "stacked")
+    imdb = check_bool(imdb, "imdb")
+    random_samples = check_int(random_samples, "random_samples", minimum=0)
+    seed = check_int(seed, "seed", minimum=0)
+    if include is not None and (
+        isinstance(include, str)
+        or not isinstance(include, (list, tuple))
+        or not all(isinstance(p, str) for p in include)
+    ):
+        raise ValueError(f"include must be None or a list of glob strings, got {include!r}")
+
+    out: dict[str, LayerExpansion] = {}
+    for graph in registry.graphs(model, per_gate=per_gate, stacked=stacked):
+        if include is not None and not any(fnmatchcase(graph.name, p) for p in include):
+            continue
+        out[graph.name] = layer_expansion(
+            graph.mask_block(),
+            graph.weight_block(),
+            imdb=imdb,
+            random_samples=random_samples,
+            seed=seed,
+        )
+    return out
