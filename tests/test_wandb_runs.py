@@ -89,3 +89,19 @@ def test_ddp_on_cpu_logs_one_run_once_per_epoch_with_identical_masks(tmp_path: P
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), name
     assert any(not m.all() for m in rank0.values()), "the run pruned something"
+
+
+def test_unreachable_wandb_server_falls_back_to_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An API key but no server (a closed loopback port): the online run cannot start.
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "5")
+    with pytest.warns(UserWarning, match="logging offline instead"):
+        cli = main(quickstart_args("fit", tmp_path, "--trainer.max_epochs", "1",
+                                   "--trainer.logger.init_args.offline", "false"))  # fmt: skip
+    assert cli.trainer.current_epoch == 1
+    runs = [run for run in find_offline_runs(tmp_path) if run.name.startswith("offline-run-")]
+    assert len(runs) == 1  # (beside the failed online attempt's own directory)
+    assert wait_until_complete(runs[0])
+    assert any("val/acc" in row for row in read_history(runs[0]))
