@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
@@ -100,6 +101,43 @@ def make_loader(
         pin_memory=torch.cuda.is_available(),
         collate_fn=collate_fn,
     )
+
+
+class SplitsDataModule(L.LightningDataModule):
+    """Serves ``self.splits["train" | "val" | "test"]`` with the loader settings above.
+
+    Subclasses set ``batch_size``, ``num_workers`` and ``seed`` and fill ``splits`` in ``setup``;
+    the training loader reshuffles per epoch from ``seed`` (resumable), the others keep their order,
+    and ``predict`` reads the test split.
+    """
+
+    batch_size: int
+    num_workers: int
+    seed: int
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.splits: dict[str, Dataset] = {}
+
+    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        return make_loader(
+            self.splits[split],
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            shuffle_seed=self.seed if shuffle else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test")
 
 
 def require_files(

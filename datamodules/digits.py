@@ -7,16 +7,15 @@ Each image is read row by row: 8 time steps of 8 features.
 
 from __future__ import annotations
 
-import lightning as L
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
-from datamodules._common import check_loader_args, make_loader
+from datamodules._common import SplitsDataModule, check_loader_args
 
 
-class DigitsDataModule(L.LightningDataModule):
+class DigitsDataModule(SplitsDataModule):
     """The digits as (batch, 8, 8) float sequences with integer labels.
 
     Split: a seeded shuffle into train / val / test by ``val_fraction`` and ``test_fraction``.
@@ -61,7 +60,6 @@ class DigitsDataModule(L.LightningDataModule):
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.seed = seed
-        self.splits: dict[str, TensorDataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
@@ -83,23 +81,3 @@ class DigitsDataModule(L.LightningDataModule):
             self.splits[split] = TensorDataset(
                 torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(labels[index], dtype=torch.long)
             )
-
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return make_loader(
-            self.splits[split],
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            shuffle_seed=self.seed if shuffle else None,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")

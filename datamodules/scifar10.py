@@ -17,18 +17,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 from torchvision.datasets import CIFAR10
 
 from datamodules._common import (
     ImageSequences,
+    SplitsDataModule,
     check_choice,
     check_loader_args,
     check_val_fraction,
-    make_loader,
     require_files,
     seeded_split,
 )
@@ -42,7 +40,7 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 
-class SequentialCIFAR10DataModule(L.LightningDataModule):
+class SequentialCIFAR10DataModule(SplitsDataModule):
     """CIFAR-10 as ``(batch, seq_len, input_size)`` float32 sequences with int64 labels.
 
     Splits: the 50,000 training images are split by a ``seed``-ed shuffle into train and
@@ -89,7 +87,6 @@ class SequentialCIFAR10DataModule(L.LightningDataModule):
         self.hflip = hflip
         self.val_fraction = val_fraction
         self.seed = seed
-        self.splits: dict[str, ImageSequences] = {}
 
     @property
     def seq_len(self) -> int:
@@ -144,23 +141,3 @@ class SequentialCIFAR10DataModule(L.LightningDataModule):
             shape=(self.seq_len, self.input_size),
             hflip=hflip,
         )
-
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return make_loader(
-            self.splits[split],
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            shuffle_seed=self.seed if shuffle else None,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")

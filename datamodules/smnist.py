@@ -16,18 +16,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 from torchvision.datasets import MNIST
 
 from datamodules._common import (
     ImageSequences,
+    SplitsDataModule,
     check_choice,
     check_loader_args,
     check_val_fraction,
-    make_loader,
     require_files,
     seeded_split,
 )
@@ -45,7 +43,7 @@ _RAW_FILES = (
 )
 
 
-class SequentialMNISTDataModule(L.LightningDataModule):
+class SequentialMNISTDataModule(SplitsDataModule):
     """MNIST as ``(batch, seq_len, input_size)`` float32 sequences with int64 labels.
 
     Splits: MNIST's 60,000 training images are split by a ``seed``-ed shuffle into train and
@@ -95,7 +93,6 @@ class SequentialMNISTDataModule(L.LightningDataModule):
         self.val_fraction = val_fraction
         self.seed = seed
         self.permutation_seed = permutation_seed
-        self.splits: dict[str, ImageSequences] = {}
 
     @property
     def seq_len(self) -> int:
@@ -148,23 +145,3 @@ class SequentialMNISTDataModule(L.LightningDataModule):
             shape=(self.seq_len, self.input_size),
             permutation=self.permutation,
         )
-
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return make_loader(
-            self.splits[split],
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            shuffle_seed=self.seed if shuffle else None,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")
