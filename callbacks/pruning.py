@@ -14,7 +14,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from typing_extensions import override
 
@@ -45,11 +45,14 @@ class ScheduledPruning(Callback):
         criterion: ``magnitude`` (keep the largest ``|w|``) or ``random``.
         scope: ``layer`` (every graph reaches the target) or ``global`` (one threshold across all
             chosen weights).
-        include: globs over weight names (``lstm.l0.ih``, ``head``) of the weights to prune.
-        exclude: globs of weights to leave dense.
-        every_n_steps: prune every N optimizer steps instead of once per epoch.
+        include: globs over weight names (``lstm.l0.ih``, ``head``) of the weights to prune; each
+            must match some weight (a typo is an error, not a silent no-op).
+        exclude: globs of weights to leave dense (each must match some weight too).
+        every_n_steps: prune every N optimizer steps instead of once per epoch (then also logs
+            ``prune/step_sparsity`` at every pruning step).
         guard: ``ramanujan`` refuses, per graph, a step that would leave its Δr below
             ``guard_margin``; the graph then keeps its last expander mask for the rest of the run.
+            Gate graphs and the stacked matrix of a gated weight are both checked.
         guard_margin: the smallest Δr the guard accepts.
         rewind_to_epoch: lottery-ticket rewind: after every pruning step reset the surviving
             weights (all parameters, masks re-applied) to their values at the start of this epoch
@@ -86,6 +89,12 @@ class ScheduledPruning(Callback):
             raise ValueError(f"rewind_to_epoch={rewind_to_epoch!r} must be a non-negative epoch or null")
         if not math.isfinite(guard_margin):
             raise ValueError(f"guard_margin={guard_margin!r} must be finite")
+        first_step = getattr(self.schedule, "start_epoch", 0)
+        if rewind_to_epoch is not None and rewind_to_epoch > first_step:
+            raise ValueError(
+                f"rewind_to_epoch={rewind_to_epoch!r} comes after the schedule's start_epoch={first_step!r}: "
+                "the steps before it could not be rewound"
+            )
         self.criterion = criterion
         self.scope = scope
         self.include = list(include) if include is not None else ["*.ih", "*.hh"]
@@ -110,12 +119,14 @@ class ScheduledPruning(Callback):
     @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         every = prunable_weights(pl_module)
+        names = [w.name for w in every]
+        unmatched = [p for p in [*self.include, *self.exclude] if not select(every, [p])]
+        if unmatched:
+            raise ValueError(f"patterns {unmatched} (include={self.include}, exclude={self.exclude}) "
+                             f"match no prunable weight; the model has {names}")
         self._weights = select(every, self.include, self.exclude)
         if not self._weights:
-            raise ValueError(
-                f"include={self.include} exclude={self.exclude} match no prunable weight; "
-                f"the model has {[w.name for w in every]}"
-            )
+            raise ValueError(f"include={self.include} exclude={self.exclude} leave no weight to prune of {names}")
         self._units = [g for w in self._weights for g in w.graphs(per_gate=True, stacked=False)]
 
     @override
@@ -160,6 +171,11 @@ class ScheduledPruning(Callback):
         self._steps_taken = int(state_dict["steps_taken"])
         self._stopped = dict(state_dict["stopped"])
         self._rewind_snapshot = state_dict.get("rewind_snapshot")
+        if state_dict.get("schedule") != repr(self.schedule):
+            rank_zero_warn(
+                f"ScheduledPruning: the checkpoint was pruned with {state_dict.get('schedule')}, this run has "
+                f"{self.schedule!r}; the masks so far are kept and the new schedule goes on from them"
+            )
 
     # --- the work --------------------------------------------------------------------------------
 
@@ -185,31 +201,57 @@ class ScheduledPruning(Callback):
         self._target = target
         self._steps_taken += 1
         self._check_ranks_agree(trainer)
+        if self.every_n_steps is not None:  # the epoch-level prune/* keys come at the epoch's end
+            pl_module.log_dict(
+                {"prune/step_sparsity": sparsity(self._weights), "prune/step_target": target},
+                on_step=True, on_epoch=False,
+            )
 
     def _guarded(self, proposed: dict[str, Tensor], active: list[Graph], epoch: int) -> dict[str, Tensor]:
-        """Drop the proposals that would break a graph's expansion; freeze those graphs."""
+        """Drop the proposals that would break a graph's expansion; freeze those graphs.
+
+        Every gate graph is checked, and so is the stacked matrix of a gated weight (a graph the
+        metrics measure too): when the accepted gate steps together would break it, the whole weight
+        keeps its mask and all its gates freeze.
+        """
         accepted = {}
         for graph in active:
             delta_r = layer_expansion(proposed[graph.name], imdb=False).delta_r
             if delta_r >= self.guard_margin:  # NaN (degenerate graph) fails too
                 accepted[graph.name] = proposed[graph.name]
             else:
-                self._stopped[graph.name] = epoch
-                rank_zero_info(
-                    f"ScheduledPruning: {graph.name} frozen at epoch {epoch} "
-                    f"(next step would give Δr={delta_r:.3f} < {self.guard_margin})"
-                )
+                self._freeze(graph.name, epoch, delta_r)
+        for weight in self._weights:
+            gates = [g.name for g in weight.graphs(per_gate=True, stacked=False) if g.is_gate]
+            if not any(name in accepted for name in gates):
+                continue
+            delta_r = layer_expansion(self._candidate_mask(weight, accepted), imdb=False).delta_r
+            if not delta_r >= self.guard_margin:
+                self._freeze(weight.name, epoch, delta_r)
+                for name in gates:
+                    accepted.pop(name, None)
+                    self._stopped.setdefault(name, epoch)
         return accepted
+
+    def _freeze(self, name: str, epoch: int, delta_r: float) -> None:
+        self._stopped[name] = epoch
+        rank_zero_info(
+            f"ScheduledPruning: {name} frozen at epoch {epoch} "
+            f"(the next step would give Δr={delta_r:.3f} < {self.guard_margin})"
+        )
+
+    def _candidate_mask(self, weight: PrunableWeight, proposed: dict[str, Tensor]) -> Tensor:
+        """The weight's mask with the proposed masks of its graphs put in."""
+        mask = get_mask(weight).clone()
+        for graph in weight.graphs(per_gate=True, stacked=False):
+            if graph.name in proposed:
+                mask[graph.rows] = proposed[graph.name]
+        return mask
 
     def _apply(self, proposed: dict[str, Tensor]) -> None:
         for weight in self._weights:
-            units = [g for g in weight.graphs(per_gate=True, stacked=False) if g.name in proposed]
-            if not units:
-                continue
-            mask = get_mask(weight).clone()
-            for g in units:
-                mask[g.rows] = proposed[g.name]
-            set_mask(weight, mask)
+            if any(g.name in proposed for g in weight.graphs(per_gate=True, stacked=False)):
+                set_mask(weight, self._candidate_mask(weight, proposed))
 
     def _rewind(self, pl_module: L.LightningModule) -> None:
         with torch.no_grad():

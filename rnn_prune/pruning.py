@@ -19,10 +19,13 @@ CRITERIA = ("magnitude", "random")
 def pruned_count(numel: int, target: float) -> int:
     """Entries to prune for ``target`` sparsity: rounded to the nearest weight.
 
-    >>> pruned_count(10, 0.25), pruned_count(4, 0.9)
-    (2, 4)
+    A target below 1 always leaves at least one weight, so no graph is emptied by rounding.
+
+    >>> pruned_count(10, 0.25), pruned_count(4, 0.9), pruned_count(4, 1.0)
+    (2, 3, 4)
     """
-    return min(numel, round(target * numel))
+    count = min(numel, round(target * numel))
+    return min(count, numel - 1) if target < 1 and numel > 0 else count
 
 
 def scores(weight: Tensor, mask: Tensor, criterion: Criterion, generator: torch.Generator | None = None) -> Tensor:

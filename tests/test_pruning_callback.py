@@ -81,6 +81,7 @@ def test_pruning_every_n_steps_follows_the_schedule_within_an_epoch(tmp_path: Pa
     # prunings at steps 5, 10, 15 of 20 (step 0 has target 0): the last at t = 0.75 epochs
     assert pruning.state_dict()["target"] == pytest.approx(0.375)
     assert pruning.state_dict()["steps_taken"] == 3
+    assert module.trainer.logged_metrics["prune/step_target"].item() == pytest.approx(0.375)
 
 
 def test_guard_freezes_a_graph_exactly_when_delta_r_would_fall_below_the_margin() -> None:
@@ -177,17 +178,42 @@ def test_bad_arguments_name_the_value(kwargs: dict, match: str) -> None:
 
 
 def test_pattern_matching_no_weight_fails_at_setup() -> None:
-    pruning = ScheduledPruning(0.5, include=["gru.*"])
-    with pytest.raises(ValueError, match=r"include=\['gru.\*'\] exclude=\[\] match no prunable weight"):
-        pruning.setup(None, _module("lstm"), "fit")
+    with pytest.raises(ValueError, match=r"patterns \['gru.\*'\] .* match no prunable weight; the model has"):
+        ScheduledPruning(0.5, include=["gru.*"]).setup(None, _module("lstm"), "fit")
+    with pytest.raises(ValueError, match=r"patterns \['lstm.l9.\*'\]"):  # a typo in exclude is caught too
+        ScheduledPruning(0.5, exclude=["lstm.l9.*"]).setup(None, _module("lstm"), "fit")
+    with pytest.raises(ValueError, match="leave no weight to prune"):
+        ScheduledPruning(0.5, include=["*.hh"], exclude=["*"]).setup(None, _module("lstm"), "fit")
 
 
-def test_no_flat_weights_warning_and_stock_keys_while_dense(tmp_path: Path, recwarn: pytest.WarningsRecorder) -> None:
+def test_rewind_after_the_first_pruning_step_is_rejected() -> None:
+    with pytest.raises(ValueError, match="rewind_to_epoch=3 comes after the schedule's start_epoch=1"):
+        ScheduledPruning(LinearSchedule(0.5, start_epoch=1, end_epoch=4), rewind_to_epoch=3)
+
+
+def test_guard_also_keeps_the_stacked_matrix_an_expander() -> None:
+    module = _module("lstm", hidden_size=12)
+    guarded = ScheduledPruning(LinearSchedule(0.95, 0, 10), include=["lstm.l0.ih"], guard="ramanujan")
+    guarded.setup(None, module, "fit")
+    for epoch in range(11):
+        guarded._run_pruning(_fake_trainer(epoch), module, float(epoch))
+        for graph in guarded._weights[0].graphs(per_gate=True, stacked=True):
+            assert layer_expansion(graph.mask_block()).delta_r >= 0, (epoch, graph.name)
+    assert guarded.stopped, "at 95 % the guard must have stopped something"
+
+
+def test_pruning_keeps_stock_keys_and_the_flat_weight_storage(tmp_path: Path) -> None:
     module = _module("lstm", num_layers=2)
     stock_keys = set(module.state_dict())
-    _trainer(tmp_path, [ScheduledPruning(OneShotSchedule(0.5, epoch=1))], max_epochs=1).fit(
-        module, DigitsDataModule(batch_size=64)
-    )
-    assert set(module.state_dict()) == stock_keys, "no mask buffers before the first pruning step"
+    # cuDNN reads nn.LSTM's weights through _flat_weights; pruning must change them in place (the
+    # "not part of single contiguous chunk of memory" warning comes from replaced tensors).
+    pointers = [w.data_ptr() for w in module.net.lstm._flat_weights]
+    pruning = ScheduledPruning(OneShotSchedule(0.5, epoch=1))
+    _trainer(tmp_path, [pruning], max_epochs=1).fit(module, DigitsDataModule(batch_size=64))
+    assert set(module.state_dict()) == stock_keys, "a dense model's keys are the stock ones"
+    _trainer(tmp_path, [pruning], max_epochs=2).fit(module, DigitsDataModule(batch_size=64))
+    assert pruning.state_dict()["target"] == 0.5
+    assert [w.data_ptr() for w in module.net.lstm._flat_weights] == pointers
+    masks = {k for k in module.state_dict() if k.endswith("_mask")}
+    assert set(module.state_dict()) == stock_keys | masks and len(masks) == 4
     assert not any(k.endswith("_orig") for k in module.state_dict())
-    assert not [w for w in recwarn if "contiguous chunk" in str(w.message)]
