@@ -17,6 +17,7 @@ from fnmatch import fnmatchcase
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_warn
 from typing_extensions import override
 
 from rnn_prune.expansion import LayerExpansion, degrees, model_expansion, unfolded_expansion
@@ -123,6 +124,7 @@ class ExpansionMetrics(Callback):
         self.log_table = log_table
         self.log_histograms = log_histograms
         self.last_metrics: dict[str, float] = {}
+        self._warned: set[tuple[str, str]] = set()
 
     @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -133,7 +135,7 @@ class ExpansionMetrics(Callback):
     @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch
-        if trainer.sanity_checking or not _every(self.every_n_epochs, epoch):
+        if not _every(self.every_n_epochs, epoch):
             return
         # Computed and logged once, on global rank 0; the other ranks go straight on. Masks agree
         # across ranks (ScheduledPruning checks it), so rank 0's graphs are everyone's.
@@ -152,6 +154,7 @@ class ExpansionMetrics(Callback):
             include=self.include,
         )
         metrics: dict[str, float] = {}
+        self._warn_degenerate(expansions, epoch)
         for name, expansion in expansions.items():
             for measure, value in expansion.as_dict().items():
                 if self.measures is None or measure in self.measures:
@@ -165,6 +168,14 @@ class ExpansionMetrics(Callback):
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 self._log_wandb_extras(logger, pl_module, expansions, trainer.global_step)
+
+    def _warn_degenerate(self, expansions: dict[str, LayerExpansion], epoch: int) -> None:
+        """Say once per graph and reason why some of its measures are NaN or degenerate."""
+        for name, expansion in expansions.items():
+            for reason in filter(None, expansion.reason.split("; ")):
+                if (name, reason) not in self._warned:
+                    self._warned.add((name, reason))
+                    rank_zero_warn(f"ExpansionMetrics: graph {name} at epoch {epoch}: {reason}")
 
     def _unfolded(self, pl_module: L.LightningModule) -> dict[str, float]:
         metrics = {}
@@ -186,8 +197,11 @@ class ExpansionMetrics(Callback):
             columns = list(next(iter(expansions.values())).as_dict())
             if self.measures is not None:
                 columns = [c for c in columns if c in self.measures]
-            rows = [[name, *(expansion.as_dict()[c] for c in columns)] for name, expansion in expansions.items()]
-            logger.log_table(key="graph/table", columns=["graph", *columns], data=rows, step=step)
+            rows = [
+                [name, *(expansion.as_dict()[c] for c in columns), expansion.reason]
+                for name, expansion in expansions.items()
+            ]
+            logger.log_table(key="graph/table", columns=["graph", *columns, "reason"], data=rows, step=step)
         if self.log_histograms:
             import wandb  # only reached with a WandbLogger, which already needs wandb
 

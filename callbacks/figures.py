@@ -5,6 +5,10 @@ Thin glue over :mod:`rnn_prune.report`: it records what the run logged each epoc
 expansion measures included) and hands the rows to :func:`rnn_prune.report.make_figures`. The PNGs
 land in ``<default_root_dir>/figures``; with a ``WandbLogger`` they are also logged as images
 ``report/<figure>``.
+
+A run resumed from a checkpoint draws the epochs recorded before the checkpoint (they travel in
+its ``state_dict``) and those after it, but not the epoch the checkpoint was written in: its
+values are only complete once that epoch has ended, after the checkpoint was saved.
 """
 
 from __future__ import annotations

@@ -460,8 +460,13 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npy")
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
-            fill(out)
-            out.flush()
+            try:
+                fill(out)
+                out.flush()
+            except BaseException:
+                del out
+                tmp.unlink(missing_ok=True)  # no multi-GB leftovers from an interrupted fill
+                raise
             del out
             os.replace(tmp, path)
         return np.load(path, mmap_mode="r"), digest

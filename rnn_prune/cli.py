@@ -5,13 +5,15 @@ the trainer with its loggers and callbacks (pruning, expansion metrics). The CLI
 
 - links the data module's ``input_size`` / ``num_classes`` into the model, so configs never
   repeat them;
-- puts loggers that were given no ``save_dir`` under ``trainer.default_root_dir``, so that one
-  override moves every output of a run (checkpoints, W&B files, CSV logs);
+- puts a W&B logger that was given no ``save_dir`` under ``trainer.default_root_dir``, so that one
+  override moves every output of a run (checkpoints, W&B files; CSV and TensorBoard loggers take
+  their ``save_dir`` explicitly);
 - switches a W&B logger to offline mode when no API key is configured, so a missing key never
   stops training (``wandb sync`` uploads the run later; see the README);
 - under a ``wandb agent`` (``WANDB_SWEEP_ID`` set) logs online and gives each sweep run its own
   ``default_root_dir/<run id>``;
-- adds ``--sparsity`` / ``--guard`` flags that reach into the ScheduledPruning callback (sweeps).
+- adds ``--sparsity`` / ``--guard`` / ``--guard_margin`` flags that reach into the ScheduledPruning
+  callback (sweeps).
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
 from rnn_prune.module import SequenceClassifier
-
-_LOGGERS_WITH_SAVE_DIR = ("WandbLogger", "CSVLogger", "TensorBoardLogger")
 
 
 def wandb_api_key_configured() -> bool:
@@ -46,18 +46,22 @@ def _logger_configs(trainer_config: Any) -> list[Any]:
 
 
 def _apply_pruning_overrides(config: Any) -> None:
-    """Write ``--sparsity`` / ``--guard`` into the config's ScheduledPruning callback."""
-    sparsity, guard = config.get("sparsity"), config.get("guard")
-    if sparsity is None and guard is None:
+    """Write ``--sparsity`` / ``--guard`` / ``--guard_margin`` into the config's ScheduledPruning callback."""
+    sparsity, guard, margin = config.get("sparsity"), config.get("guard"), config.get("guard_margin")
+    if sparsity is None and guard is None and margin is None:
         return
+    if sparsity is not None and not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"--sparsity={sparsity} must lie in [0, 1)")
     callbacks = config["trainer"].get("callbacks") or []
     pruning = [c for c in callbacks if str(c.get("class_path", "")).endswith("ScheduledPruning")]
     if not pruning:
-        raise ValueError(f"--sparsity={sparsity} / --guard={guard} need a ScheduledPruning entry in trainer.callbacks")
+        raise ValueError("--sparsity / --guard / --guard_margin need a ScheduledPruning entry in trainer.callbacks")
     for callback in pruning:
         init_args = callback["init_args"]
         if guard is not None:
             init_args["guard"] = guard
+        if margin is not None:
+            init_args["guard_margin"] = margin
         if sparsity is None:
             continue
         schedule = init_args.get("schedule")
@@ -85,6 +89,10 @@ class RNNPruneCLI(LightningCLI):
             "--guard", type=Literal["none", "ramanujan"] | None, default=None,
             help="Override the ScheduledPruning callback's guard (sweeps).",
         )
+        parser.add_argument(
+            "--guard_margin", type=float | None, default=None,
+            help="Override the ScheduledPruning callback's guard_margin (sweeps).",
+        )
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -96,7 +104,7 @@ class RNNPruneCLI(LightningCLI):
         for logger in _logger_configs(trainer):
             class_name = str(logger.get("class_path", "")).rsplit(".", 1)[-1]
             init_args = logger.get("init_args")
-            if class_name not in _LOGGERS_WITH_SAVE_DIR or init_args is None:
+            if class_name != "WandbLogger" or init_args is None:  # CSV/TensorBoard require save_dir
                 continue
             if init_args.get("save_dir") in (None, "", "."):
                 init_args["save_dir"] = str(root)

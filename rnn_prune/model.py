@@ -51,7 +51,6 @@ class RecurrentClassifier(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout={dropout!r} must lie in [0, 1)")
         self.cell = cell
-        self.recurrent_name = cell
         recurrent = _CELLS[cell](
             input_size,
             hidden_size,
@@ -66,7 +65,7 @@ class RecurrentClassifier(nn.Module):
 
     @property
     def recurrent(self) -> nn.RNNBase:
-        return getattr(self, self.recurrent_name)
+        return getattr(self, self.cell)
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits of shape (batch, num_classes) for ``x`` of shape (batch, time, input_size)."""

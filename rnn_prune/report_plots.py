@@ -124,6 +124,11 @@ def normalized_gap_vs_sparsity(runs: Sequence[RunData]) -> Figure:
     return _measure_vs_sparsity(runs, "normalized_gap", "normalized gap")
 
 
+def _never_pruned(run: RunData) -> bool:
+    sparsity = run.sparsity()
+    return sparsity is not None and bool(np.nanmax(sparsity) == 0)
+
+
 def guarded_vs_unguarded(runs: Sequence[RunData]) -> Figure:
     """Accuracy and Ramanujan share against sparsity: guarded runs solid, unguarded dashed."""
     usable = [run for run in runs if run.has("val/acc") and run.sparsity() is not None]
@@ -138,7 +143,7 @@ def guarded_vs_unguarded(runs: Sequence[RunData]) -> Figure:
             "linestyle": "-" if run.guarded else "--",
             "marker": "o" if run.guarded else "s",
             "markersize": 3,
-            "label": f"{run.name} ({'guarded' if run.guarded else 'unguarded'})",
+            "label": f"{run.name} ({'guarded' if run.guarded else 'dense' if _never_pruned(run) else 'unguarded'})",
         }
         (line,) = acc_ax.plot(*_points(run.sparsity(), run.columns["val/acc"]), **style)
         fraction = run.ramanujan_fraction()

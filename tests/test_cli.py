@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from callbacks import ScheduledPruning
 from rnn_prune.cli import main
 from rnn_prune.module import SequenceClassifier
 from tests.conftest import CONFIGS, quickstart_args
@@ -63,10 +64,34 @@ def test_quickstart_fit_validate_test_from_checkpoint(tmp_path: Path) -> None:
     assert len(last) == 1 and last[0].is_relative_to(tmp_path)
     assert list(tmp_path.rglob("offline-run-*")), "the W&B offline run lives under default_root_dir"
 
+    fit_acc = cli.trainer.callback_metrics["val/acc"].item()
     validated = main(quickstart_args("validate", tmp_path, "--ckpt_path", str(last[0])))
-    assert 0.0 <= validated.trainer.callback_metrics["val/acc"].item() <= 1.0
+    # the pruned model is what gets evaluated: masks loaded, pruned weights zero, same accuracy
+    weight, mask = validated.model.net.lstm.weight_hh_l0, validated.model.net.lstm.weight_hh_l0_mask
+    assert 0.2 < 1 - mask.float().mean().item() < 0.9 and torch.all(weight[~mask] == 0)
+    assert validated.trainer.callback_metrics["val/acc"].item() == pytest.approx(fit_acc)
     tested = main(quickstart_args("test", tmp_path, "--ckpt_path", str(last[0])))
-    assert "test/acc" in tested.trainer.callback_metrics
+    assert 0.0 < tested.trainer.callback_metrics["test/acc"].item() <= 1.0
+
+
+def test_sparsity_flag_out_of_range_names_the_flag(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"--sparsity=1.5 must lie in \[0, 1\)"):
+        main(quickstart_args("fit", tmp_path, "--sparsity", "1.5"))
+
+
+def test_sparsity_and_guard_flags_reach_the_pruning_callback(tmp_path: Path) -> None:
+    cli = main(quickstart_args("fit", tmp_path, "--sparsity", "0.5", "--guard", "ramanujan")[1:], run=False)
+    pruning = next(c for c in cli.trainer.callbacks if isinstance(c, ScheduledPruning))
+    assert pruning.schedule.final_sparsity == 0.5 and pruning.guard == "ramanujan"
+
+
+def test_missing_api_key_logs_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("WANDB_MODE", "WANDB_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    with pytest.warns(UserWarning, match="No W&B API key found: logging offline"):
+        cli = main(quickstart_args("fit", tmp_path, "--trainer.logger.init_args.offline", "false")[1:], run=False)
+    assert cli.trainer.logger._offline
 
 
 def test_non_finite_loss_stops_with_a_clear_error() -> None:

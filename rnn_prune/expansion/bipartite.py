@@ -209,6 +209,10 @@ def layer_expansion(
     left, right = _side_stats(left_deg, num_edges), _side_stats(right_deg, num_edges)
     bound = ramanujan_bound(left[0], right[0])
     delta_r = bound - mu
+    if num_edges and min(left[0], right[0]) < 2:
+        # Defined (√(d̄ − 1) is real for d̄ ≥ 1) but degenerate: a side of average degree < 2 is
+        # close to a matching, where r → 0 and "Ramanujan" says little about expansion.
+        reasons.append("average degree < 2: the Ramanujan bound is degenerate")
     normalized_gap = _normalized_gap(rows, cols, left_deg, right_deg, shape, labels)
 
     weighted = (NAN, NAN)

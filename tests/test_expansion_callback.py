@@ -1,0 +1,69 @@
+"""ExpansionMetrics through a non-W&B logger (CSV), its settings and its argument checks."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import lightning as L
+import pytest
+from lightning.pytorch.loggers import CSVLogger
+
+from callbacks import ExpansionMetrics, ScheduledPruning
+from datamodules import DigitsDataModule
+from rnn_prune.module import SequenceClassifier
+
+
+def _fit(tmp_path: Path, metrics: ExpansionMetrics, epochs: int = 2) -> list[dict[str, str]]:
+    L.seed_everything(0)
+    trainer = L.Trainer(
+        max_epochs=epochs, callbacks=[ScheduledPruning(0.8), metrics], logger=CSVLogger(tmp_path, name="csv"),
+        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False, accelerator="cpu",
+    )  # fmt: skip
+    trainer.fit(SequenceClassifier(8, 10, cell="gru", hidden_size=12), DigitsDataModule(batch_size=128))
+    with open(next(tmp_path.rglob("metrics.csv"))) as f:
+        return list(csv.DictReader(f))
+
+
+def test_scalars_reach_a_csv_logger_every_epoch(tmp_path: Path) -> None:
+    rows = _fit(tmp_path, ExpansionMetrics(imdb_every_n_epochs=2, unfolded_steps=4, reach_lags=[0, 3]))
+    measured = [r for r in rows if r.get("graph/ramanujan_fraction")]
+    assert [int(r["epoch"]) for r in measured] == [0, 1]
+    for row in measured:
+        for key in ("graph/gru.l0.hh.update_gate/delta_r", "graph/gru.l0.ih/lambda1", "graph/head/mu",
+                    "graph/gru.l0.unfolded/reach@lag3", "graph/min_delta_r", "prune/sparsity"):  # fmt: skip
+            assert row[key] != "", key
+    imdb = [r["graph/gru.l0.hh/imdb"] for r in measured]
+    assert imdb[0] == "nan" and imdb[1] != "nan"  # IMDB only every second epoch
+
+
+def test_measures_and_include_narrow_what_is_logged(tmp_path: Path) -> None:
+    metrics = ExpansionMetrics(include=["gru.l0.hh*"], measures=["delta_r"], unfolded_every_n_epochs=None)
+    rows = _fit(tmp_path, metrics, epochs=1)
+    keys = {k for r in rows for k, v in r.items() if k.startswith("graph/") and v != ""}
+    graphs = ["gru.l0.hh", "gru.l0.hh.reset_gate", "gru.l0.hh.update_gate", "gru.l0.hh.new_gate"]
+    summaries = {"graph/ramanujan_fraction", "graph/min_delta_r", "graph/seconds"}
+    assert keys == {f"graph/{g}/delta_r" for g in graphs} | summaries
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"every_n_epochs": 0}, "every_n_epochs=0 must be a positive integer"),
+        ({"every_n_epochs": None}, "every_n_epochs=None must be a positive integer"),
+        ({"imdb_every_n_epochs": -1}, "imdb_every_n_epochs=-1 must be a positive integer or null"),
+        ({"random_samples": -2}, "random_samples=-2 must be a non-negative integer"),
+        ({"unfolded_steps": 0}, "unfolded_steps=0 must be a positive integer"),
+        ({"reach_lags": [0, 9]}, r"lags \[9\] lie outside \[0, unfolded_steps=8\)"),
+        ({"per_gate": False, "stacked": False}, "leave no graph to measure"),
+        ({"measures": ["delta_r", "beauty"]}, r"measures=\['beauty'\] are not measures"),
+    ],
+)
+def test_bad_arguments_name_the_value(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        ExpansionMetrics(**kwargs)
+
+
+def test_include_matching_no_graph_fails_at_setup() -> None:
+    with pytest.raises(ValueError, match=r"include=\['lstm.\*'\] matches no graph"):
+        ExpansionMetrics(include=["lstm.*"]).setup(None, SequenceClassifier(8, 10, cell="gru"), "fit")
