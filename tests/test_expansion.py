@@ -74,7 +74,7 @@ def test_complete_bipartite(shape):
     assert e.num_components == 1 and e.largest_component == out_features + in_features
     assert e.normalized_gap == pytest.approx(1.0, abs=TOL)  # N = rank one: σ₂(N) = 0
     assert (e.density, e.sparsity, e.num_isolated_left, e.num_isolated_right) == (1.0, 0.0, 0, 0)
-    assert e.reason == ""
+    assert e.reason == ("" if min(shape) >= 2 else "average degree < 2: the Ramanujan bound is degenerate")
 
 
 @pytest.mark.parametrize("n", [5, 200])
@@ -264,6 +264,12 @@ def reference_imdb(mask: np.ndarray) -> float:
 def test_imdb_matches_reference(shape, density):
     mask = random_mask(shape, density, seed=7)
     assert layer_expansion(mask).imdb == pytest.approx(reference_imdb(mask), abs=TOL)
+
+
+def test_average_degree_below_two_is_defined_but_flagged():
+    e = layer_expansion(np.eye(4))  # a perfect matching: d̄ = 1 on both sides, r = 0, μ = 1
+    assert (e.ramanujan_bound, e.mu, e.delta_r) == pytest.approx((0.0, 1.0, -1.0))
+    assert e.reason == "average degree < 2: the Ramanujan bound is degenerate"
 
 
 def test_imdb_needs_a_group_of_three():

@@ -185,7 +185,7 @@ def layer_expansion(
     >>> round(e.ramanujan_bound, 6), round(e.delta_r, 6), e.is_ramanujan, e.num_components
     (1.414214, 0.79618, True, 1)
     >>> round(e.normalized_gap, 6), e.reason
-    (0.5, '')
+    (0.5, 'average degree < 2: the Ramanujan bound is degenerate')
     """
     edges = as_mask(mask)
     weights = None if weight is None else as_weight(weight, edges.shape)
