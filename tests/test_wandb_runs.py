@@ -49,14 +49,16 @@ def test_offline_run_holds_every_measure_for_every_epoch(tmp_path: Path) -> None
         row = rows[0]
         missing = [name for name in graph_names if f"graph/{name}/delta_r" not in row]
         assert not missing, f"epoch {epoch} lacks delta_r of {missing}"
-        assert "prune/sparsity" in row and "graph/lstm.l0.unfolded/reach@lag0" in row
+        assert "graph/lstm.l0.unfolded/reach@lag0" in row
     tables = [row["graph/table.nrows"] for row in history if "graph/table.nrows" in row]
     assert tables == [len(graph_names)] * EPOCHS  # a wandb.Table (graph x measure) per epoch
     histograms = [row for row in history if "graph/lstm.l0.hh.forget_gate/left_degree_hist._type" in row]
     assert len(histograms) == EPOCHS
     figures = {key.split(".")[0] for row in history for key in row if key.startswith("report/")}
     assert figures == {"report/accuracy_vs_sparsity", "report/delta_r_vs_sparsity", "report/normalized_gap_vs_sparsity"}
-    sparsity = [measured[e][0]["prune/sparsity"] for e in range(EPOCHS)]
+    pruned = _rows_by_epoch(history, "prune/sparsity")
+    assert sorted(pruned) == list(range(EPOCHS)) and all(len(rows) == 1 for rows in pruned.values())
+    sparsity = [pruned[e][0]["prune/sparsity"] for e in range(EPOCHS)]
     assert sparsity[0] == 0.0 < sparsity[1] < sparsity[2] < 0.9  # cubic schedule: dense epoch 0, then pruning
 
 
