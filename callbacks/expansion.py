@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import fields
-from fnmatch import fnmatchcase
 
 import lightning as L
 import torch
@@ -22,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from typing_extensions import override
 
 from rnn_prune.expansion import LayerExpansion, degrees, model_expansion, unfolded_expansion
-from rnn_prune.registry import graphs, recurrent_modules
+from rnn_prune.registry import graphs, matches, recurrent_modules
 
 
 def _every(n: int | None, epoch: int) -> bool:
@@ -130,7 +129,7 @@ class ExpansionMetrics(Callback):
     @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         names = [g.name for g in graphs(pl_module, per_gate=self.per_gate, stacked=self.stacked)]
-        if self.include is not None and not any(fnmatchcase(n, p) for n in names for p in self.include):
+        if self.include is not None and not any(matches(name, self.include) for name in names):
             raise ValueError(f"include={self.include} matches no graph; the model has {names}")
 
     @override

@@ -18,7 +18,7 @@ its cell type.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -180,23 +180,27 @@ def prunable_weights(model: nn.Module) -> list[PrunableWeight]:
     return weights
 
 
-def graphs(model: nn.Module, *, per_gate: bool = True, stacked: bool = True) -> list[Graph]:
-    """Every graph of every prunable weight of ``model``.
+def matches(name: str, patterns: Iterable[str]) -> bool:
+    """Whether ``name`` matches any of the ``fnmatch`` globs ``patterns`` (the package's one rule)."""
+    return any(fnmatchcase(name, p) for p in patterns)
+
+
+def graphs(
+    model: nn.Module, *, per_gate: bool = True, stacked: bool = True, include: Iterable[str] | None = None
+) -> list[Graph]:
+    """Every graph of every prunable weight of ``model`` (only those matching ``include``, if given).
 
     >>> from torch import nn
     >>> [g.name for g in graphs(nn.GRU(3, 4), stacked=False)]
     ['gru.l0.ih.reset_gate', 'gru.l0.ih.update_gate', 'gru.l0.ih.new_gate', 'gru.l0.hh.reset_gate', 'gru.l0.hh.update_gate', 'gru.l0.hh.new_gate']
     """  # noqa: E501
-    return [g for w in prunable_weights(model) for g in w.graphs(per_gate=per_gate, stacked=stacked)]
+    found = [g for w in prunable_weights(model) for g in w.graphs(per_gate=per_gate, stacked=stacked)]
+    return found if include is None else [g for g in found if matches(g.name, include)]
 
 
 def select(weights: list[PrunableWeight], include: list[str], exclude: list[str] = ()) -> list[PrunableWeight]:  # noqa: E501
     """Weights whose name matches any ``include`` glob and no ``exclude`` glob (``fnmatch`` rules)."""
-    return [
-        w
-        for w in weights
-        if any(fnmatchcase(w.name, p) for p in include) and not any(fnmatchcase(w.name, p) for p in exclude)
-    ]
+    return [w for w in weights if matches(w.name, include) and not matches(w.name, exclude)]
 
 
 def recurrent_modules(model: nn.Module) -> Iterator[tuple[str, nn.RNNBase]]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
-
 from torch import nn
 
 from rnn_prune import registry
@@ -60,9 +58,7 @@ def model_expansion(
         raise ValueError(f"include must be None or a list of glob strings, got {include!r}")
 
     out: dict[str, LayerExpansion] = {}
-    for graph in registry.graphs(model, per_gate=per_gate, stacked=stacked):
-        if include is not None and not any(fnmatchcase(graph.name, p) for p in include):
-            continue
+    for graph in registry.graphs(model, per_gate=per_gate, stacked=stacked, include=include):
         out[graph.name] = layer_expansion(
             graph.mask_block(),
             graph.weight_block(),
