@@ -17,7 +17,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 from typing_extensions import override
 
 from rnn_prune.expansion import LayerExpansion, degrees, model_expansion, unfolded_expansion
@@ -180,7 +180,7 @@ class ExpansionMetrics(Callback):
             for reason in filter(None, expansion.reason.split("; ")):
                 if (name, reason) not in self._warned:
                     self._warned.add((name, reason))
-                    rank_zero_warn(f"ExpansionMetrics: graph {name} at epoch {epoch}: {reason}")
+                    rank_zero_info(f"ExpansionMetrics: graph {name} at epoch {epoch}: {reason}")
 
     def _unfolded(self, pl_module: L.LightningModule) -> dict[str, float]:
         metrics = {}
