@@ -31,6 +31,17 @@ def quickstart_args(subcommand: str, root: Path, *extra: str, config: str = "qui
     ]
 
 
+def offline_wandb_env(root: Path) -> dict[str, str]:
+    """Environment for a wandb run that stays offline, quiet and under ``root``."""
+    return {
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "WANDB_DIR": str(root),
+        "WANDB_DISABLE_GIT": "true",
+        "WANDB_CONSOLE": "off",
+    }
+
+
 @pytest.fixture(autouse=True)
 def _run_in_tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Relative paths a test forgets to redirect land in its tmp dir, not in the repo."""

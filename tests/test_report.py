@@ -24,6 +24,7 @@ from matplotlib.image import imread
 
 from rnn_prune.report import ReportError, RunData, load_run, main, make_figures, summary_table
 from rnn_prune.wandb_offline import find_offline_runs, wait_until_complete
+from tests.conftest import offline_wandb_env
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = {
@@ -114,13 +115,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     write_csv_run(runs["guarded"], study_rows("guarded"))
     write_csv_run(runs["dense"], study_rows("dense", snr=True))
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in {
-            "WANDB_MODE": "offline",
-            "WANDB_SILENT": "true",
-            "WANDB_DIR": str(root),
-            "WANDB_DISABLE_GIT": "true",
-            "WANDB_CONSOLE": "off",
-        }.items():
+        for key, value in offline_wandb_env(root).items():
             mp.setenv(key, value)
         write_wandb_run(runs["wandb_pruned"], study_rows("unguarded", snr=True), "wandb_pruned")
     return runs

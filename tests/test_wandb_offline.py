@@ -28,6 +28,7 @@ from rnn_prune.wandb_offline import (
     run_file,
     wait_until_complete,
 )
+from tests.conftest import offline_wandb_env
 
 BLOCK = 32768
 BIG_KEYS = 3000  # ~150 KB in one history record: a FIRST, several MIDDLE and a LAST chunk
@@ -70,13 +71,7 @@ def same(a: object, b: object) -> bool:
 def wandb_root(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("wandb_runs")
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in {
-            "WANDB_MODE": "offline",
-            "WANDB_SILENT": "true",
-            "WANDB_DIR": str(root),
-            "WANDB_DISABLE_GIT": "true",
-            "WANDB_CONSOLE": "off",
-        }.items():
+        for key, value in offline_wandb_env(root).items():
             mp.setenv(key, value)
         yield root
 
