@@ -108,9 +108,9 @@ class RNNPruneCLI(LightningCLI):
                 continue
             if init_args.get("save_dir") in (None, "", "."):
                 init_args["save_dir"] = str(root)
-            if class_name == "WandbLogger" and sweep_run:
+            if sweep_run:
                 init_args["offline"] = False
-            elif class_name == "WandbLogger" and not init_args.get("offline") and not wandb_api_key_configured():
+            elif not init_args.get("offline") and not wandb_api_key_configured():
                 rank_zero_warn("No W&B API key found: logging offline; upload later with `wandb sync`.")
                 init_args["offline"] = True
         if trainer.get("default_root_dir"):
