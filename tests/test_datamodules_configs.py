@@ -43,6 +43,7 @@ def test_config_fast_dev_run(benchmark: str, cell: str, tmp_path: Path, monkeypa
     assert cli.trainer.state.finished and cli.model.net.cell == cell
     assert (cli.model.hparams.input_size, cli.model.hparams.num_classes) == (input_size, num_classes)
     assert "train/loss" in cli.trainer.callback_metrics and "val/acc" in cli.trainer.callback_metrics
+    assert "graph/ramanujan_fraction" in cli.trainer.callback_metrics  # the configs measure expansion
 
 
 def test_speech_config_tests_clean_and_at_each_snr(tmp_path: Path) -> None:
