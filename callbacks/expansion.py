@@ -124,6 +124,7 @@ class ExpansionMetrics(Callback):
         self.log_table = log_table
         self.log_histograms = log_histograms
         self.last_metrics: dict[str, float] = {}
+        self.last_epoch: int | None = None
         self._warned: set[tuple[str, str]] = set()
 
     @override
@@ -137,42 +138,50 @@ class ExpansionMetrics(Callback):
         epoch = trainer.current_epoch
         if not _every(self.every_n_epochs, epoch):
             return
-        # Computed and logged once, on global rank 0; the other ranks go straight on. Masks agree
-        # across ranks (ScheduledPruning checks it), so rank 0's graphs are everyone's.
-        if trainer.is_global_zero:
-            self._run_measures(trainer, pl_module, epoch)
+        # Computed and logged once, on global rank 0. Masks agree across ranks (ScheduledPruning
+        # checks it), so rank 0's graphs are everyone's. The other ranks receive the scalars so a
+        # monitor (EarlyStopping on graph/min_delta_r) sees them everywhere; that costs them no
+        # extra wait, since their next step's gradient all-reduce waits for rank 0 anyway.
+        metrics = self._run_measures(trainer, pl_module, epoch) if trainer.is_global_zero else None
+        if trainer.world_size > 1:
+            metrics = trainer.strategy.broadcast(metrics, src=0)
+        # callback_metrics too, so other callbacks (EarlyStopping, StudyFigures) can read them.
+        trainer.callback_metrics.update({key: torch.tensor(value) for key, value in metrics.items()})
+        self.last_metrics, self.last_epoch = metrics, epoch
 
-    def _run_measures(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int) -> None:
+    def _run_measures(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int) -> dict[str, float]:
         started = time.perf_counter()
+        random_samples = self.random_samples if _every(self.random_every_n_epochs, epoch) else 0
         expansions = model_expansion(
             pl_module,
             per_gate=self.per_gate,
             stacked=self.stacked,
             imdb=_every(self.imdb_every_n_epochs, epoch),
-            random_samples=self.random_samples if _every(self.random_every_n_epochs, epoch) else 0,
+            random_samples=random_samples,
             seed=epoch,
             include=self.include,
         )
+        skipped = set() if random_samples else {"random_delta_r"}  # no all-NaN series when off
         metrics: dict[str, float] = {}
         self._warn_degenerate(expansions, epoch)
         for name, expansion in expansions.items():
             for measure, value in expansion.as_dict().items():
-                if self.measures is None or measure in self.measures:
+                if (self.measures is None or measure in self.measures) and measure not in skipped:
                     metrics[f"graph/{name}/{measure}"] = float(value)
         metrics.update(summarize(expansions))
         if _every(self.unfolded_every_n_epochs, epoch):
             metrics.update(self._unfolded(pl_module))
         metrics["graph/seconds"] = time.perf_counter() - started
-        self.last_metrics = metrics
         # Straight to the loggers, not through self.log: Lightning's result collection does work
         # per logged key that grows with the keys already logged in the hook, and these are
-        # hundreds (measured: 0.25 s an epoch for one LSTM layer's 360). callback_metrics gets them
-        # too, so other callbacks (EarlyStopping on graph/min_delta_r, StudyFigures) can read them.
-        trainer.callback_metrics.update({key: torch.tensor(value) for key, value in metrics.items()})
+        # hundreds (measured: 0.25 s an epoch for one LSTM layer's 360). The step is the one
+        # Lightning gives the epoch's own metrics (the last optimizer step's), so they line up.
+        step = max(trainer.global_step - 1, 0)
         for logger in trainer.loggers:
-            logger.log_metrics({**metrics, "epoch": epoch}, step=trainer.global_step)
+            logger.log_metrics({**metrics, "epoch": epoch}, step=step)
             if isinstance(logger, WandbLogger):
-                self._log_wandb_extras(logger, pl_module, expansions, trainer.global_step)
+                self._log_wandb_extras(logger, pl_module, expansions, step)
+        return metrics
 
     def _warn_degenerate(self, expansions: dict[str, LayerExpansion], epoch: int) -> None:
         """Say once per graph and reason why some of its measures are NaN or degenerate."""

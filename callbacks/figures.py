@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 from typing_extensions import override
 
+from callbacks.expansion import ExpansionMetrics
 from rnn_prune.report import RunData, make_figures
 
 
@@ -43,6 +44,11 @@ class StudyFigures(Callback):
         if self._last_epoch is None:
             return
         row = {key: float(value) for key, value in trainer.callback_metrics.items()}
+        # callback_metrics keeps keys from earlier epochs: keep graph/* only if measured this epoch
+        measured = any(getattr(c, "last_epoch", None) == self._last_epoch for c in trainer.callbacks
+                       if isinstance(c, ExpansionMetrics))
+        if not measured:
+            row = {key: value for key, value in row.items() if not key.startswith("graph/")}
         self._rows.append({**row, "epoch": self._last_epoch})
         self._last_epoch = None
 

@@ -113,8 +113,15 @@ class ScheduledPruning(Callback):
         self._steps_taken = 0
         self._stopped: dict[str, int] = {}
         self._rewind_snapshot: dict[str, Tensor] | None = None
+        self._last_step: int | None = None
 
     # --- Lightning hooks -------------------------------------------------------------------------
+
+    @property
+    @override
+    def state_key(self) -> str:
+        # several instances (say one per weight group) each keep their own state in a checkpoint
+        return self._generate_state_key(include=self.include, exclude=self.exclude)
 
     @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -143,9 +150,15 @@ class ScheduledPruning(Callback):
 
     @override
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:  # noqa: E501
-        if self.every_n_steps is not None and trainer.global_step % self.every_n_steps == 0:
-            batches = max(int(trainer.num_training_batches), 1) if math.isfinite(trainer.num_training_batches) else 1
-            self._run_pruning(trainer, pl_module, trainer.current_epoch + batch_idx / batches)
+        step = trainer.global_step
+        if self.every_n_steps is None or step % self.every_n_steps or step == self._last_step:
+            return  # (with gradient accumulation several batches share one optimizer step)
+        if not math.isfinite(trainer.num_training_batches):
+            raise ValueError("every_n_steps needs a training loader with a length (the schedule's time is "
+                             "epoch + batch / batches); prune per epoch instead")
+        self._last_step = step
+        batches = max(int(trainer.num_training_batches), 1)
+        self._run_pruning(trainer, pl_module, trainer.current_epoch + batch_idx / batches)
 
     @override
     def on_after_backward(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -163,6 +176,7 @@ class ScheduledPruning(Callback):
             "stopped": dict(self._stopped),
             "rewind_snapshot": self._rewind_snapshot,
             "schedule": repr(self.schedule),
+            "last_step": self._last_step,
         }
 
     @override
@@ -171,6 +185,7 @@ class ScheduledPruning(Callback):
         self._steps_taken = int(state_dict["steps_taken"])
         self._stopped = dict(state_dict["stopped"])
         self._rewind_snapshot = state_dict.get("rewind_snapshot")
+        self._last_step = state_dict.get("last_step")
         if state_dict.get("schedule") != repr(self.schedule):
             rank_zero_warn(
                 f"ScheduledPruning: the checkpoint was pruned with {state_dict.get('schedule')}, this run has "

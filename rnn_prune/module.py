@@ -99,11 +99,13 @@ class SequenceClassifier(L.LightningModule):
     def _test_suffixes(self) -> list[str]:
         datamodule = getattr(self.trainer, "datamodule", None)
         suffixes = getattr(datamodule, "test_suffixes", None)
-        if suffixes:
-            return list(suffixes)
         loaders = self.trainer.test_dataloaders
         count = len(loaders) if isinstance(loaders, list | tuple) else 1
-        return [""] + [f"/dataloader{i}" for i in range(1, count)]  # unnamed extra test loaders
+        if not suffixes:
+            return [""] + [f"/dataloader{i}" for i in range(1, count)]  # unnamed extra test loaders
+        if len(suffixes) != count:
+            raise ValueError(f"the data module's test_suffixes={list(suffixes)} do not match its {count} test loaders")
+        return list(suffixes)
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         loss, logits, y = self._loss(batch, "test")

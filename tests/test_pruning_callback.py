@@ -84,6 +84,24 @@ def test_pruning_every_n_steps_follows_the_schedule_within_an_epoch(tmp_path: Pa
     assert module.trainer.logged_metrics["prune/step_target"].item() == pytest.approx(0.375)
 
 
+def test_step_pruning_with_gradient_accumulation_prunes_once_per_optimizer_step(tmp_path: Path) -> None:
+    pruning = ScheduledPruning(LinearSchedule(0.9, start_epoch=0, end_epoch=1), every_n_steps=1)
+    _trainer(tmp_path, [pruning], max_epochs=1, limit_train_batches=12, limit_val_batches=1,
+             accumulate_grad_batches=3).fit(_module("gru"), DigitsDataModule(batch_size=32))  # fmt: skip
+    assert pruning.state_dict()["steps_taken"] == 3  # optimizer steps 1, 2, 3 (step 0 has target 0)
+
+
+def test_two_pruning_callbacks_keep_separate_state(tmp_path: Path) -> None:
+    ih = ScheduledPruning(0.3, include=["*.ih"])
+    hh = ScheduledPruning(OneShotSchedule(0.6, epoch=0), include=["*.hh"])
+    assert ih.state_key != hh.state_key
+    module = _module("lstm")
+    _trainer(tmp_path, [ih, hh], max_epochs=1).fit(module, DigitsDataModule(batch_size=64))
+    by_name = {w.name: 1 - get_mask(w).float().mean().item() for w in prunable_weights(module)}
+    assert by_name["lstm.l0.ih"] == pytest.approx(0.3, abs=0.01)
+    assert by_name["lstm.l0.hh"] == pytest.approx(0.6, abs=0.01)
+
+
 def test_guard_freezes_a_graph_exactly_when_delta_r_would_fall_below_the_margin() -> None:
     module = _module("rnn", hidden_size=12)
     schedule = LinearSchedule(0.95, start_epoch=0, end_epoch=10)

@@ -70,6 +70,10 @@ def test_ddp_on_cpu_logs_one_run_once_per_epoch_with_identical_masks(tmp_path: P
         "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu",
         "--trainer.max_epochs", str(EPOCHS),
         "--trainer.callbacks+=tests.ddp_helpers.SaveMasksPerRank", "--trainer.callbacks.out_dir", str(masks_dir),
+        # every rank must see rank 0's graph measures to monitor them
+        "--trainer.callbacks+=lightning.pytorch.callbacks.EarlyStopping", "--trainer.callbacks.monitor",
+        "graph/min_delta_r", "--trainer.callbacks.mode", "max", "--trainer.callbacks.patience", "100",
+        "--trainer.callbacks.check_on_train_epoch_end", "true",
     )  # fmt: skip
     env = dict(os.environ, PYTHONPATH=str(ROOT), WANDB_MODE="offline", WANDB_SILENT="true")
     done = subprocess.run(
