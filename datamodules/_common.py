@@ -30,9 +30,14 @@ def check_choice(name: str, value: object, allowed: Sequence[object]) -> None:
         raise ValueError(f"{name}={value!r} is not one of {list(allowed)}")
 
 
+def check_fraction(name: str, value: float) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` lies strictly between 0 and 1."""
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name}={value!r} must lie in (0, 1)")
+
+
 def check_val_fraction(val_fraction: float) -> None:
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction={val_fraction!r} must lie in (0, 1)")
+    check_fraction("val_fraction", val_fraction)
 
 
 def seeded_split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ import torch
 from sklearn.datasets import load_digits
 from torch.utils.data import TensorDataset
 
-from datamodules._common import SplitsDataModule, check_loader_args
+from datamodules._common import SplitsDataModule, check_fraction, check_loader_args
 
 
 class DigitsDataModule(SplitsDataModule):
@@ -48,9 +48,8 @@ class DigitsDataModule(SplitsDataModule):
     ) -> None:
         super().__init__()
         check_loader_args(batch_size, num_workers)
-        for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            if not 0.0 < value < 1.0:
-                raise ValueError(f"{name}={value!r} must lie in (0, 1)")
+        check_fraction("val_fraction", val_fraction)
+        check_fraction("test_fraction", test_fraction)
         if val_fraction + test_fraction >= 1.0:
             raise ValueError(f"val_fraction + test_fraction = {val_fraction + test_fraction} leaves no training data")
         self.save_hyperparameters()

@@ -112,7 +112,7 @@ class Graph:
         """The (out, in) 0/1 block of the mask; all ones while the weight is dense."""
         mask = self.weight.mask
         if mask is None:
-            return self.weight_block().new_ones(self.weight_block().shape)
+            return self.weight.parameter.new_ones(self.weight.shape)[self.rows]
         return mask[self.rows]
 
 
