@@ -1,12 +1,25 @@
 """What do the two callbacks cost per epoch?  ``python benchmarks/overhead.py [--quick]``
 
 Times training epochs with and without ``ScheduledPruning`` + ``ExpansionMetrics`` (default
-settings: every graph, IMDB and the unfolded graph after every epoch) in one run, on
+settings: every graph, the default measure set with IMDB and the unfolded graph after every epoch,
+one BLAS thread) on
 
 1. the quickstart (digits, LSTM 64, 8 steps): tiny epochs, so the fixed per-epoch cost shows;
 2. seq-MNIST-sized layers (LSTM 128, 28 steps × 28 features, synthetic data of MNIST's shape):
-   a tenth of an MNIST epoch is timed and the per-epoch callback cost is also set against a full
-   60,000-sample epoch.
+   a fraction of an MNIST epoch is timed and the per-epoch callback cost is also set against a
+   full 60,000-sample epoch.
+
+So that a load on a shared machine cannot fake a result (an earlier version reported callbacks
+making an epoch 0.68× as long):
+
+* runs with and without the callbacks alternate (``--rounds`` pairs, the order flipped each
+  round), and the medians over all their epochs are compared;
+* torch runs on a fixed number of threads (``--torch-threads``, default 1) and the measures on
+  one BLAS thread, the callback's default;
+* both sides log to an offline ``WandbLogger``, so the callbacks' W&B table and degree
+  histograms are paid for (logging of the epoch's own metrics is on both sides);
+* ``graph/seconds`` — the measures' own time — is read after *every* measured epoch, not only
+  the last, and reported as a median beside the epoch ratio.
 
 Prints seconds per epoch and the ratio with / without. The goal is ≤ 1.05 on seq-MNIST-sized
 layers at the default measuring frequency.
@@ -15,25 +28,31 @@ layers at the default measuring frequency.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import tempfile
 import time
+from collections.abc import Callable
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import WandbLogger
 from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import ExpansionMetrics, ScheduledPruning
 from datamodules import DigitsDataModule
+from rnn_prune import keys
 from rnn_prune.module import SequenceClassifier
 from rnn_prune.schedules import CubicSchedule
 
 
 class EpochTimer(Callback):
-    """Wall time of every training epoch, validation included."""
+    """Wall time of every training epoch, and the measures' own ``graph/seconds`` of each."""
 
     def __init__(self) -> None:
         self.seconds: list[float] = []
+        self.measure_seconds: list[float] = []
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.perf_counter()
@@ -41,6 +60,10 @@ class EpochTimer(Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # registered last, so this runs after the metrics callback's epoch-end work
         self.seconds.append(time.perf_counter() - self._start)
+        measured = trainer.callback_metrics.get(keys.GRAPH_SECONDS)
+        if measured is not None:
+            self.measure_seconds.append(float(measured))
+            trainer.callback_metrics.pop(keys.GRAPH_SECONDS)  # so a skipped epoch is not counted twice
 
 
 class SyntheticSequences(L.LightningDataModule):
@@ -63,17 +86,19 @@ class SyntheticSequences(L.LightningDataModule):
         return DataLoader(self.val, batch_size=512)
 
 
-def epoch_seconds(make_data, model_kwargs: dict, with_callbacks: bool, epochs: int) -> tuple[list[float], float]:
+def run_epochs(
+    make_data: Callable[[], L.LightningDataModule], model_kwargs: dict, with_callbacks: bool, epochs: int, save_dir: str
+) -> EpochTimer:
+    """One short fit; the timer holds its epochs after the first (which includes warm-up)."""
     torch.manual_seed(0)
     data = make_data()
     model = SequenceClassifier(data.input_size, data.num_classes, **model_kwargs)
     timer = EpochTimer()
-    metrics = ExpansionMetrics()
-    callbacks = [ScheduledPruning(CubicSchedule(0.9, 0, epochs)), metrics] if with_callbacks else []
+    callbacks = [ScheduledPruning(CubicSchedule(0.9, 0, epochs)), ExpansionMetrics()] if with_callbacks else []
     trainer = L.Trainer(
         max_epochs=epochs,
         callbacks=[*callbacks, timer],
-        logger=False,
+        logger=WandbLogger(save_dir=save_dir, offline=True),
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -81,18 +106,34 @@ def epoch_seconds(make_data, model_kwargs: dict, with_callbacks: bool, epochs: i
         accelerator="cpu",
     )
     trainer.fit(model, data)
-    measure_seconds = statistics.mean(
-        [trainer.callback_metrics["graph/seconds"].item()] if with_callbacks else [0.0]
-    )
-    return timer.seconds[1:], measure_seconds  # the first epoch includes warm-up
+    import wandb
+
+    wandb.finish()
+    timer.seconds, timer.measure_seconds = timer.seconds[1:], timer.measure_seconds[1:]
+    return timer
 
 
-def compare(name: str, make_data, model_kwargs: dict, epochs: int, full_epoch_scale: float | None = None) -> None:
-    base, _ = epoch_seconds(make_data, model_kwargs, False, epochs)
-    pruned, measure = epoch_seconds(make_data, model_kwargs, True, epochs)
+def compare(
+    name: str,
+    make_data: Callable[[], L.LightningDataModule],
+    model_kwargs: dict,
+    epochs: int,
+    rounds: int,
+    full_epoch_scale: float | None = None,
+) -> None:
+    base: list[float] = []
+    pruned: list[float] = []
+    measures: list[float] = []
+    with tempfile.TemporaryDirectory() as save_dir:
+        for r in range(rounds):
+            for with_callbacks in (False, True) if r % 2 == 0 else (True, False):
+                timer = run_epochs(make_data, model_kwargs, with_callbacks, epochs, save_dir)
+                (pruned if with_callbacks else base).extend(timer.seconds)
+                measures.extend(timer.measure_seconds)
     base_s, pruned_s = statistics.median(base), statistics.median(pruned)
     print(f"{name}: {base_s:.3f} s/epoch without callbacks, {pruned_s:.3f} s/epoch with "
-          f"(ratio {pruned_s / base_s:.3f}); expansion measures {measure:.3f} s per epoch")
+          f"(ratio {pruned_s / base_s:.3f}, medians of {len(base)} / {len(pruned)} epochs); "
+          f"expansion measures {statistics.median(measures):.3f} s per epoch (median of {len(measures)})")
     if full_epoch_scale:
         full = base_s * full_epoch_scale
         print(f"{name}: against a full epoch (~{full:.0f} s): ratio {(full + pruned_s - base_s) / full:.4f}")
@@ -100,18 +141,27 @@ def compare(name: str, make_data, model_kwargs: dict, epochs: int, full_epoch_sc
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer epochs and samples")
+    parser.add_argument("--quick", action="store_true", help="fewer epochs, rounds and samples")
+    parser.add_argument("--torch-threads", type=int, default=1, help="torch's intra-op threads (fixed)")
+    parser.add_argument("--rounds", type=int, default=None, help="with/without pairs (default 3, quick 1)")
     args = parser.parse_args()
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    torch.set_num_threads(args.torch_threads)
     epochs = 3 if args.quick else 5
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    compare("quickstart (digits, LSTM 64)", lambda: DigitsDataModule(batch_size=64), {"hidden_size": 64}, epochs)
+    rounds = args.rounds or (1 if args.quick else 3)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPU cores, "
+          f"load average {os.getloadavg()[0]:.2f}; {rounds} interleaved rounds of {epochs} epochs")
+    compare(
+        "quickstart (digits, LSTM 64)", lambda: DigitsDataModule(batch_size=64), {"hidden_size": 64}, epochs, rounds
+    )
     samples = 2000 if args.quick else 6000
     compare(
         f"seq-MNIST-sized (LSTM 128, 28x28, {samples} samples/epoch)",
         lambda: SyntheticSequences(samples),
         {"hidden_size": 128},
         epochs,
+        rounds,
         full_epoch_scale=60_000 / samples,
     )
 

@@ -5,22 +5,29 @@ measures once (on global rank 0), and records them through the trainer's loggers
 ``graph/<graph>/<measure>`` scalars, so W&B shows sparsity, accuracy and Δr side by side. With a
 ``WandbLogger`` it also logs a per-epoch table (graph × measure) and degree histograms through the
 logger's own experiment. Copy this file to add a metrics callback of your own.
+
+The graph math runs under ``threadpoolctl.threadpool_limits`` (one BLAS/OpenMP thread by default):
+during training torch's threads keep the cores busy, and BLAS threads that spin for a core make
+the measures 10–30× slower than single-threaded.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import fields
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_info
+from threadpoolctl import threadpool_limits
 from typing_extensions import override
 
-from rnn_prune.expansion import LayerExpansion, degrees, model_expansion, unfolded_expansion
+from rnn_prune import keys
+from rnn_prune.expansion import DEFAULT_MEASURES, LayerExpansion, degrees, model_expansion, unfolded_expansion
+from rnn_prune.expansion.measures import check_measures
+from rnn_prune.expansion.verdict import ramanujan_share
 from rnn_prune.registry import graphs, matches, recurrent_modules
 
 
@@ -37,20 +44,28 @@ def _check_every(name: str, value: int | None, allow_none: bool = True) -> None:
         raise ValueError(f"{name}={value!r} must be {allowed}")
 
 
-def summarize(expansions: dict[str, LayerExpansion]) -> dict[str, float]:
-    """``graph/ramanujan_fraction`` (share of graphs with Δr ≥ 0) and ``graph/min_delta_r``.
+def summarize(
+    expansions: dict[str, LayerExpansion], measures: list[str] | tuple[str, ...] = DEFAULT_MEASURES
+) -> dict[str, float]:
+    """The summaries over all graphs whose inputs were measured.
 
-    Graphs whose Δr is undefined (NaN: no edges, average degree < 1) count as not Ramanujan and
-    are left out of the minimum.
+    * ``graph/ramanujan_fraction``: :func:`~rnn_prune.expansion.verdict.ramanujan_share` of the
+      graphs' ``is_ramanujan`` — the share of Ramanujan graphs among those with a defined verdict
+      (NaN when none has one) — and ``graph/ramanujan_undefined``, how many had none (average
+      degree below 3, no edges). Logged when ``is_ramanujan`` is measured.
+    * ``graph/min_delta_r``: the smallest finite Δr (NaN when none is). Logged when ``delta_r`` is.
     """
+    out: dict[str, float] = {}
     if not expansions:
-        return {}
-    delta_r = [e.delta_r for e in expansions.values()]
-    finite = [d for d in delta_r if math.isfinite(d)]
-    return {
-        "graph/ramanujan_fraction": sum(bool(e.is_ramanujan) for e in expansions.values()) / len(expansions),
-        "graph/min_delta_r": min(finite) if finite else float("nan"),
-    }
+        return out
+    if "is_ramanujan" in measures:
+        share = ramanujan_share(e.is_ramanujan for e in expansions.values())
+        out[keys.RAMANUJAN_FRACTION] = share.fraction
+        out[keys.RAMANUJAN_UNDEFINED] = float(share.num_undefined)
+    if "delta_r" in measures:
+        finite = [e.delta_r for e in expansions.values() if math.isfinite(e.delta_r)]
+        out[keys.MIN_DELTA_R] = min(finite) if finite else float("nan")
+    return out
 
 
 class ExpansionMetrics(Callback):
@@ -61,7 +76,10 @@ class ExpansionMetrics(Callback):
         per_gate: measure each LSTM/GRU gate block as its own graph.
         stacked: measure each stacked weight (all gates together) too.
         include: globs over graph names to measure (default: all, the head included).
-        measures: names of :meth:`LayerExpansion.as_dict` fields to log (default: all).
+        measures: names of :data:`rnn_prune.expansion.MEASURES` to compute and log; only these are
+            computed (default: :data:`rnn_prune.expansion.DEFAULT_MEASURES`, every built-in but the
+            random baseline). ``graph/ramanujan_fraction`` needs ``is_ramanujan``,
+            ``graph/min_delta_r`` needs ``delta_r``.
         imdb_every_n_epochs: IMDB (iterative mean of Δr) is costlier; ``null`` switches it off.
         random_samples: random graphs with the same degrees behind ``random_delta_r`` (0 = off).
         random_every_n_epochs: how often the random baseline runs (when ``random_samples`` > 0).
@@ -70,6 +88,8 @@ class ExpansionMetrics(Callback):
         reach_lags: lags whose unfolded reachability is logged.
         log_table: with a WandbLogger, log a ``graph/table`` (graph × measure) every time.
         log_histograms: with a WandbLogger, log each graph's left/right degree histogram.
+        blas_threads: BLAS/OpenMP threads the graph math may use (``threadpoolctl``); ``null``
+            leaves the process's setting alone.
     """
 
     def __init__(
@@ -87,6 +107,7 @@ class ExpansionMetrics(Callback):
         reach_lags: list[int] | None = None,
         log_table: bool = True,
         log_histograms: bool = True,
+        blas_threads: int | None = 1,
     ) -> None:
         super().__init__()
         _check_every("every_n_epochs", every_n_epochs, allow_none=False)
@@ -105,11 +126,8 @@ class ExpansionMetrics(Callback):
             )
         if not (per_gate or stacked):
             raise ValueError("per_gate=False and stacked=False leave no graph to measure")
-        if measures is not None:
-            known = {f.name for f in fields(LayerExpansion) if f.name != "reason"}
-            unknown = sorted(set(measures) - known)
-            if unknown:
-                raise ValueError(f"measures={unknown} are not measures; choose from {sorted(known)}")
+        measures = list(DEFAULT_MEASURES) if measures is None else check_measures(measures)
+        _check_every("blas_threads", blas_threads)
         self.every_n_epochs = every_n_epochs
         self.per_gate = per_gate
         self.stacked = stacked
@@ -123,6 +141,7 @@ class ExpansionMetrics(Callback):
         self.reach_lags = reach_lags
         self.log_table = log_table
         self.log_histograms = log_histograms
+        self.blas_threads = blas_threads
         self.last_metrics: dict[str, float] = {}
         self.last_epoch: int | None = None
         self._warned: set[tuple[str, str]] = set()
@@ -149,38 +168,53 @@ class ExpansionMetrics(Callback):
         trainer.callback_metrics.update({key: torch.tensor(value) for key, value in metrics.items()})
         self.last_metrics, self.last_epoch = metrics, epoch
 
+    def _measures_now(self, epoch: int) -> list[str]:
+        """The measures due after ``epoch``: IMDB and the random baseline have their own rhythm.
+
+        An IMDB skipped this epoch is still logged (as NaN), so its series keeps one row per
+        measured epoch; a random baseline that is off is not logged at all.
+        """
+        imdb_due = _every(self.imdb_every_n_epochs, epoch)
+        random_due = bool(self.random_samples) and _every(self.random_every_n_epochs, epoch)
+        names = [
+            n for n in self.measures if (n != "imdb" or imdb_due) and (n != "random_delta_r" or random_due)
+        ]
+        if random_due and "random_delta_r" not in names:
+            names.append("random_delta_r")
+        return names
+
     def _run_measures(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int) -> dict[str, float]:
         started = time.perf_counter()
-        random_samples = self.random_samples if _every(self.random_every_n_epochs, epoch) else 0
-        expansions = model_expansion(
-            pl_module,
-            per_gate=self.per_gate,
-            stacked=self.stacked,
-            imdb=_every(self.imdb_every_n_epochs, epoch),
-            random_samples=random_samples,
-            seed=epoch,
-            include=self.include,
-        )
-        skipped = set() if random_samples else {"random_delta_r"}  # no all-NaN series when off
+        measured = self._measures_now(epoch)
+        logged = [*self.measures, *(n for n in measured if n not in self.measures)]
+        with threadpool_limits(limits=self.blas_threads):
+            expansions = model_expansion(
+                pl_module,
+                per_gate=self.per_gate,
+                stacked=self.stacked,
+                measures=measured,
+                random_samples=self.random_samples if "random_delta_r" in measured else 0,
+                seed=epoch,
+                include=self.include,
+            )
+            unfolded = self._unfolded(pl_module) if _every(self.unfolded_every_n_epochs, epoch) else {}
         metrics: dict[str, float] = {}
         self._warn_degenerate(expansions, epoch)
         for name, expansion in expansions.items():
-            for measure, value in expansion.as_dict().items():
-                if (self.measures is None or measure in self.measures) and measure not in skipped:
-                    metrics[f"graph/{name}/{measure}"] = float(value)
-        metrics.update(summarize(expansions))
-        if _every(self.unfolded_every_n_epochs, epoch):
-            metrics.update(self._unfolded(pl_module))
-        metrics["graph/seconds"] = time.perf_counter() - started
+            for measure, value in expansion.as_dict(logged).items():
+                metrics[keys.graph(name, measure)] = value
+        metrics.update(summarize(expansions, measured))
+        metrics.update(unfolded)
+        metrics[keys.GRAPH_SECONDS] = time.perf_counter() - started
         # Straight to the loggers, not through self.log: Lightning's result collection does work
         # per logged key that grows with the keys already logged in the hook, and these are
         # hundreds (measured: 0.25 s an epoch for one LSTM layer's 360). The step is the one
         # Lightning gives the epoch's own metrics (the last optimizer step's), so they line up.
         step = max(trainer.global_step - 1, 0)
         for logger in trainer.loggers:
-            logger.log_metrics({**metrics, "epoch": epoch}, step=step)
+            logger.log_metrics({**metrics, keys.EPOCH: epoch}, step=step)
             if isinstance(logger, WandbLogger):
-                self._log_wandb_extras(logger, pl_module, expansions, step)
+                self._log_wandb_extras(logger, pl_module, expansions, logged, step)
         return metrics
 
     def _warn_degenerate(self, expansions: dict[str, LayerExpansion], epoch: int) -> None:
@@ -195,27 +229,25 @@ class ExpansionMetrics(Callback):
         metrics = {}
         for module_name, module in recurrent_modules(pl_module):
             for layer, unfolded in unfolded_expansion(module, self.unfolded_steps).items():
-                prefix = f"graph/{module_name}.{layer}.unfolded"
-                for lag in self.reach_lags:
-                    metrics[f"{prefix}/reach@lag{lag}"] = float(unfolded.reachability[lag])
-                metrics[f"{prefix}/num_components"] = float(unfolded.num_components)
-                metrics[f"{prefix}/lambda1"] = float(unfolded.lambda1)
-                metrics[f"{prefix}/mu"] = float(unfolded.mu)
+                for measure, value in unfolded.as_dict(self.reach_lags).items():
+                    metrics[keys.unfolded(f"{module_name}.{layer}", measure)] = float(value)
         return metrics
 
     def _log_wandb_extras(
-        self, logger: WandbLogger, pl_module: L.LightningModule, expansions: dict[str, LayerExpansion], step: int
+        self,
+        logger: WandbLogger,
+        pl_module: L.LightningModule,
+        expansions: dict[str, LayerExpansion],
+        columns: list[str],
+        step: int,
     ) -> None:
         """The per-epoch table and degree histograms: W&B-only views of the same measures."""
         if self.log_table and expansions:
-            columns = list(next(iter(expansions.values())).as_dict())
-            if self.measures is not None:
-                columns = [c for c in columns if c in self.measures]
-            rows = [
-                [name, *(expansion.as_dict()[c] for c in columns), expansion.reason]
-                for name, expansion in expansions.items()
-            ]
-            logger.log_table(key="graph/table", columns=["graph", *columns, "reason"], data=rows, step=step)
+            rows = []
+            for name, expansion in expansions.items():
+                values = expansion.as_dict(columns)
+                rows.append([name, *(values.get(c, math.nan) for c in columns), expansion.reason])
+            logger.log_table(key=keys.GRAPH_TABLE, columns=["graph", *columns, "reason"], data=rows, step=step)
         if self.log_histograms:
             import wandb  # only reached with a WandbLogger, which already needs wandb
 
@@ -224,7 +256,7 @@ class ExpansionMetrics(Callback):
                 if graph.name not in expansions:
                     continue
                 left, right = degrees(graph.mask_block())
-                histograms[f"graph/{graph.name}/left_degree_hist"] = wandb.Histogram(left)
-                histograms[f"graph/{graph.name}/right_degree_hist"] = wandb.Histogram(right)
+                histograms[keys.degree_histogram(graph.name, "left")] = wandb.Histogram(left)
+                histograms[keys.degree_histogram(graph.name, "right")] = wandb.Histogram(right)
             if histograms:
                 logger.log_metrics(histograms, step=step)

@@ -6,6 +6,9 @@ expansion measures included) and hands the rows to :func:`rnn_prune.report.make_
 land in ``<default_root_dir>/figures``; with a ``WandbLogger`` they are also logged as images
 ``report/<figure>``.
 
+The report (its figure code, and through its run reader wandb's protobufs) is imported inside the
+hook that draws, so ``from callbacks import ScheduledPruning`` does not load it.
+
 A run resumed from a checkpoint draws the epochs recorded before the checkpoint (they travel in
 its ``state_dict``) and those after it, but not the epoch the checkpoint was written in: its
 values are only complete once that epoch has ended, after the checkpoint was saved.
@@ -22,7 +25,7 @@ from lightning.pytorch.loggers import WandbLogger
 from typing_extensions import override
 
 from callbacks.expansion import ExpansionMetrics
-from rnn_prune.report import RunData, make_figures
+from rnn_prune import keys
 
 
 class StudyFigures(Callback):
@@ -48,8 +51,8 @@ class StudyFigures(Callback):
         measured = any(getattr(c, "last_epoch", None) == self._last_epoch for c in trainer.callbacks
                        if isinstance(c, ExpansionMetrics))
         if not measured:
-            row = {key: value for key, value in row.items() if not key.startswith("graph/")}
-        self._rows.append({**row, "epoch": self._last_epoch})
+            row = {key: value for key, value in row.items() if not key.startswith(keys.GRAPH_PREFIX)}
+        self._rows.append({**row, keys.EPOCH: self._last_epoch})
         self._last_epoch = None
 
     @override
@@ -67,6 +70,8 @@ class StudyFigures(Callback):
             return
         wandb_loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
         name = self.name or (wandb_loggers[0].experiment.name if wandb_loggers else None) or "run"
+        from rnn_prune.report import RunData, make_figures  # application code: only when drawing
+
         out_dir = Path(self.out_dir or Path(trainer.default_root_dir) / "figures")
         figures = make_figures([RunData.from_rows(name, self._rows)], out_dir)
         for logger in wandb_loggers:

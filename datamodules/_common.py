@@ -1,18 +1,17 @@
-"""Pieces the benchmark data modules share: argument checks, the seeded validation split, the
-loaders, the image-to-sequence dataset and the error raised when a data set's files are missing.
+"""Pieces the benchmark data modules share: argument checks, the seeded splits, the loaders and
+the error raised when a data set's files are missing.
 
 Private to ``datamodules/``; a new benchmark file may use them but need not.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
-from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 
@@ -40,23 +39,59 @@ def check_val_fraction(val_fraction: float) -> None:
     check_fraction("val_fraction", val_fraction)
 
 
-def seeded_split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices ``(train, val)`` of ``n`` samples: a ``seed``-ed shuffle, ``val_fraction`` held out.
+def seeded_partition(
+    n: int, fractions: Mapping[str, float], seed: int, *, pool: str = "samples"
+) -> dict[str, np.ndarray]:
+    """Cut a ``seed``-ed shuffle of ``range(n)`` into the named held-out parts and ``"train"``.
 
-    The same ``(n, val_fraction, seed)`` gives the same split in every process (numpy's PCG64
-    streams are stable across numpy versions). Both index arrays are sorted.
+    One permutation of ``n`` is drawn from ``numpy.random.default_rng(seed)`` (PCG64 streams are
+    stable across numpy versions, so every process and run gets the same parts); the parts named in
+    ``fractions`` take ``round(fraction * n)`` indices each, in their order from the front, and
+    ``"train"`` takes the rest. The indices keep the shuffled order, so a caller that wants them
+    sorted sorts them (:func:`seeded_split` does).
+
+    Args:
+        n: number of samples.
+        fractions: held-out part name → share of ``n``, e.g. ``{"val": 0.15, "test": 0.15}``.
+        seed: seed of the shuffle.
+        pool: what the ``n`` samples are, for the error message.
+
+    Raises:
+        ValueError: a part would be empty, or nothing would be left for training; the message names
+            the ``<part>_fraction`` argument.
+
+    >>> parts = seeded_partition(10, {"val": 0.2, "test": 0.3}, seed=0)
+    >>> {name: len(index) for name, index in parts.items()}
+    {'val': 2, 'test': 3, 'train': 5}
+    """
+    order = np.random.default_rng(seed).permutation(n)
+    parts: dict[str, np.ndarray] = {}
+    start = 0
+    for name, fraction in fractions.items():
+        size = round(fraction * n)
+        if size == 0:
+            raise ValueError(f"{name}_fraction={fraction!r} of {n} {pool} leaves an empty split")
+        parts[name] = order[start : start + size]
+        start += size
+    if start >= n:
+        shares = " + ".join(f"{name}_fraction" for name in fractions)
+        raise ValueError(f"{shares} of {n} {pool} leaves no training samples")
+    parts["train"] = order[start:]
+    return parts
+
+
+def seeded_split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(train, val)`` of ``n`` training samples, ``val_fraction`` held out, both sorted.
+
+    :func:`seeded_partition` with one held-out part; sorting keeps each split in the data set's
+    own order (the training loader reshuffles it every epoch anyway).
 
     >>> train, val = seeded_split(10, 0.2, seed=0)
     >>> len(train), len(val), sorted(set(train) | set(val)) == list(range(10))
     (8, 2, True)
     """
-    n_val = round(val_fraction * n)
-    if not 0 < n_val < n:
-        raise ValueError(
-            f"val_fraction={val_fraction!r} of {n} training samples leaves an empty split"
-        )
-    order = np.random.default_rng(seed).permutation(n)
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
+    parts = seeded_partition(n, {"val": val_fraction}, seed, pool="training samples")
+    return np.sort(parts["train"]), np.sort(parts["val"])
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -111,17 +146,25 @@ def make_loader(
 class SplitsDataModule(L.LightningDataModule):
     """Serves ``self.splits["train" | "val" | "test"]`` with the loader settings above.
 
-    Subclasses set ``batch_size``, ``num_workers`` and ``seed`` and fill ``splits`` in ``setup``;
-    the training loader reshuffles per epoch from ``seed`` (resumable), the others keep their order,
-    and ``predict`` reads the test split.
+    Takes the arguments every data module has (checked here, so each benchmark does not repeat the
+    checks); subclasses fill ``splits`` in ``setup``. The training loader reshuffles per epoch from
+    ``seed`` (resumable), the others keep their order, and ``predict`` reads the test split.
+
+    Args:
+        data_dir: directory the data set is read from (and downloaded to).
+        batch_size: samples per batch.
+        num_workers: DataLoader workers.
+        seed: seed of the split and of the per-epoch training shuffle (which depends on
+            ``(seed, epoch)`` only, so a resumed run sees the same batches).
     """
 
-    batch_size: int
-    num_workers: int
-    seed: int
-
-    def __init__(self) -> None:
+    def __init__(self, *, data_dir: str, batch_size: int, num_workers: int, seed: int) -> None:
         super().__init__()
+        check_loader_args(batch_size, num_workers)
+        self.data_dir = data_dir
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
         self.splits: dict[str, Dataset] = {}
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
@@ -145,9 +188,7 @@ class SplitsDataModule(L.LightningDataModule):
         return self._loader("test")
 
 
-def require_files(
-    paths: Sequence[Path], *, dataset: str, root: Path, download: bool, source: str
-) -> None:
+def require_files(paths: Sequence[Path], *, dataset: str, root: Path, download: bool, source: str) -> None:
     """Raise ``FileNotFoundError`` saying which of ``paths`` are missing and how to get them.
 
     Called before a torchvision / torchaudio data set is built, so a missing file gives this
@@ -169,54 +210,3 @@ def require_files(
         f"{dataset} not found under {root}: missing {shown}. To get it, {how}; or fetch "
         f"{source} yourself and unpack it so that these paths exist."
     )
-
-
-class ImageSequences(Dataset):
-    """uint8 images ``(N, H, W, C)`` served as normalised float32 sequences of shape ``shape``.
-
-    An image is read in HWC order, row by row and within a row pixel by pixel (so a row of an
-    RGB image is ``r0, g0, b0, r1, g1, b1, ...``); each channel ``c`` becomes
-    ``(value / 255 - mean[c]) / std[c]``.
-
-    Args:
-        images: uint8 tensor ``(N, H, W, C)``.
-        labels: int64 tensor ``(N,)``.
-        mean, std: per-channel statistics on the [0, 1] scale.
-        shape: ``(T, F)`` with ``T * F == H * W * C``.
-        permutation: optional index tensor of length ``H * W * C`` applied to the flattened image
-            before it is cut into steps (for the permuted benchmarks).
-        hflip: flip each image left-right with probability 1/2 (training augmentation; drawn from
-            torch's RNG, which Lightning seeds and DataLoader seeds per worker).
-    """
-
-    def __init__(
-        self,
-        images: Tensor,
-        labels: Tensor,
-        *,
-        mean: Sequence[float],
-        std: Sequence[float],
-        shape: tuple[int, int],
-        permutation: Tensor | None = None,
-        hflip: bool = False,
-    ) -> None:
-        self.images = images
-        self.labels = labels
-        std_t = torch.tensor(std, dtype=torch.float32)
-        self.scale = 1.0 / (255.0 * std_t)
-        self.shift = torch.tensor(mean, dtype=torch.float32) / std_t
-        self.shape = shape
-        self.permutation = permutation
-        self.hflip = hflip
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        image = self.images[index]
-        if self.hflip and torch.rand(()) < 0.5:
-            image = image.flip(1)
-        x = (image.float() * self.scale - self.shift).reshape(-1)
-        if self.permutation is not None:
-            x = x[self.permutation]
-        return x.reshape(self.shape), self.labels[index]

@@ -7,18 +7,18 @@ Each image is read row by row: 8 time steps of 8 features.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from sklearn.datasets import load_digits
 from torch.utils.data import TensorDataset
 
-from datamodules._common import SplitsDataModule, check_fraction, check_loader_args
+from datamodules._common import SplitsDataModule, check_fraction, seeded_partition
 
 
 class DigitsDataModule(SplitsDataModule):
     """The digits as (batch, 8, 8) float sequences with integer labels.
 
-    Split: a seeded shuffle into train / val / test by ``val_fraction`` and ``test_fraction``.
+    Split: a seeded shuffle into val / test / train by ``val_fraction`` and ``test_fraction``
+    (``seeded_partition``, the split the other data modules use).
     Normalisation: every pixel position is standardised with the mean and standard deviation of
     the *training* split (pixels range 0–16; constant pixels get std 1), so no statistic leaks from
     validation or test.
@@ -46,32 +46,22 @@ class DigitsDataModule(SplitsDataModule):
         test_fraction: float = 0.15,
         seed: int = 0,
     ) -> None:
-        super().__init__()
-        check_loader_args(batch_size, num_workers)
         check_fraction("val_fraction", val_fraction)
         check_fraction("test_fraction", test_fraction)
         if val_fraction + test_fraction >= 1.0:
             raise ValueError(f"val_fraction + test_fraction = {val_fraction + test_fraction} leaves no training data")
+        super().__init__(data_dir=data_dir, batch_size=batch_size, num_workers=num_workers, seed=seed)
         self.save_hyperparameters()
-        self.data_dir = data_dir
-        self.batch_size = batch_size
-        self.num_workers = num_workers
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
-        self.seed = seed
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
         images, labels = load_digits(return_X_y=True)
-        order = np.random.default_rng(self.seed).permutation(len(labels))
-        n_val = round(self.val_fraction * len(labels))
-        n_test = round(self.test_fraction * len(labels))
-        parts = {
-            "val": order[:n_val],
-            "test": order[n_val : n_val + n_test],
-            "train": order[n_val + n_test :],
-        }
+        parts = seeded_partition(
+            len(labels), {"val": self.val_fraction, "test": self.test_fraction}, self.seed, pool="digits"
+        )
         train = images[parts["train"]]
         mean, std = train.mean(axis=0), train.std(axis=0)
         std[std == 0] = 1.0

@@ -9,30 +9,24 @@ Two readings of each image (``mode``):
 Files are read by ``torchvision.datasets.CIFAR10`` from ``<data_dir>/cifar-10-batches-py/``
 (the pickled ``data_batch_1`` … ``data_batch_5``, ``test_batch`` and ``batches.meta`` of the
 "python version" archive), which ``prepare_data`` downloads. torchvision checks each file's MD5
-against the official archive's, so a truncated or altered file is reported as corrupted.
+against the official archive's; when one fails, ``setup`` names the files that do, and it checks
+the labels' range (cheap) before training on them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from torch import Tensor
 from torchvision.datasets import CIFAR10
+from torchvision.datasets.utils import check_integrity
 
-from datamodules._common import (
-    ImageSequences,
-    SplitsDataModule,
-    check_choice,
-    check_loader_args,
-    check_val_fraction,
-    require_files,
-    seeded_split,
-)
+from datamodules._vision import TorchvisionSequenceDataModule, check_labels
 
 Mode = Literal["row", "pixel"]
-MODES = ("row", "pixel")
 #: Per-channel (R, G, B) mean and standard deviation of the 50,000 training images on the
 #: [0, 1] scale, over all pixels. (The also-circulating std (0.2023, 0.1994, 0.2010) is the std of
 #: per-image means, not of pixels.)
@@ -40,7 +34,7 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 
-class SequentialCIFAR10DataModule(SplitsDataModule):
+class SequentialCIFAR10DataModule(TorchvisionSequenceDataModule):
     """CIFAR-10 as ``(batch, seq_len, input_size)`` float32 sequences with int64 labels.
 
     Splits: the 50,000 training images are split by a ``seed``-ed shuffle into train and
@@ -51,93 +45,48 @@ class SequentialCIFAR10DataModule(SplitsDataModule):
 
     Args:
         data_dir: directory holding (or receiving) ``cifar-10-batches-py/``.
-        batch_size: samples per batch.
-        num_workers: DataLoader workers.
-        download: let ``prepare_data`` download CIFAR-10 when it is missing (as torchvision does).
         mode: ``"row"`` (32 × 96) or ``"pixel"`` (1024 × 3).
         hflip: flip training images left-right with probability 1/2 (never validation or test).
-        val_fraction: share of the training images held out for validation.
-        seed: seed of the train/validation split and of the per-epoch training shuffle
-            (which depends on ``(seed, epoch)`` only, so a resumed run sees the same batches).
+        **kwargs: ``batch_size`` (128), ``num_workers`` (0), ``download`` (true), ``val_fraction``
+            (0.1), ``seed`` (0): see :class:`~datamodules.TorchvisionSequenceDataModule`.
     """
 
-    num_classes = 10
+    modes = {"row": (32, 96), "pixel": (1024, 3)}
+    dataset_name = "CIFAR-10"
+    vision_class = CIFAR10
+    source = CIFAR10.url
+    mean = CIFAR10_MEAN
+    std = CIFAR10_STD
 
-    def __init__(
-        self,
-        data_dir: str = "data",
-        batch_size: int = 128,
-        num_workers: int = 0,
-        download: bool = True,
-        mode: Mode = "row",
-        hflip: bool = False,
-        val_fraction: float = 0.1,
-        seed: int = 0,
-    ) -> None:
-        super().__init__()
-        check_loader_args(batch_size, num_workers)
-        check_choice("mode", mode, MODES)
-        check_val_fraction(val_fraction)
-        self.save_hyperparameters()
-        self.data_dir = data_dir
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.download = download
-        self.mode = mode
+    def __init__(self, data_dir: str = "data", *, mode: Mode = "row", hflip: bool = False, **kwargs: Any) -> None:
         self.hflip = hflip
-        self.val_fraction = val_fraction
-        self.seed = seed
-
-    @property
-    def seq_len(self) -> int:
-        return 32 if self.mode == "row" else 1024
-
-    @property
-    def input_size(self) -> int:
-        return 96 if self.mode == "row" else 3
+        super().__init__(data_dir, mode=mode, **kwargs)
 
     @property
     def base_folder(self) -> Path:
         return Path(self.data_dir) / CIFAR10.base_folder
 
-    def prepare_data(self) -> None:
-        if self.download:
-            CIFAR10(self.data_dir, train=False, download=True)  # fetches the whole archive
+    @staticmethod
+    def _checksums() -> list[tuple[str, str]]:
+        """``(file name, MD5)`` of every file torchvision checks, read from its class at call time."""
+        return [(name, md5) for name, md5 in CIFAR10.train_list + CIFAR10.test_list] + [
+            (CIFAR10.meta["filename"], CIFAR10.meta["md5"])
+        ]
 
-    def setup(self, stage: str | None = None) -> None:
-        names = [name for name, _ in CIFAR10.train_list + CIFAR10.test_list]
-        require_files(
-            [self.base_folder / name for name in [*names, CIFAR10.meta["filename"]]],
-            dataset="CIFAR-10",
-            root=Path(self.data_dir),
-            download=self.download,
-            source=CIFAR10.url,
-        )
-        if stage in (None, "fit", "validate") and "train" not in self.splits:
-            data = self._load(train=True)
-            train, val = seeded_split(len(data), self.val_fraction, self.seed)
-            self.splits["train"] = self._sequences(data, train, hflip=self.hflip)
-            self.splits["val"] = self._sequences(data, val)
-        if stage in (None, "test", "predict") and "test" not in self.splits:
-            data = self._load(train=False)
-            self.splits["test"] = self._sequences(data, np.arange(len(data)))
+    def required_files(self) -> list[Path]:
+        return [self.base_folder / name for name, _ in self._checksums()]
 
-    def _load(self, *, train: bool) -> CIFAR10:
+    def load_split(self, *, train: bool) -> tuple[Tensor, Tensor]:
         try:
-            return CIFAR10(self.data_dir, train=train, download=False)
-        except RuntimeError as err:  # torchvision's MD5 check failed
+            data = CIFAR10(self.data_dir, train=train, download=False)
+        except RuntimeError as err:  # torchvision's MD5 check failed; say which files failed it
+            bad = [name for name, md5 in self._checksums() if not check_integrity(str(self.base_folder / name), md5)]
             raise RuntimeError(
                 f"CIFAR-10 files under {self.base_folder} do not match the official archive's "
-                f"MD5 checksums (a partial download or altered files): delete the folder and "
-                f"download again (download: true), or unpack {CIFAR10.url} there"
+                f"MD5 checksums (a partial download or altered files): {', '.join(bad) or 'none now'}; "
+                f"delete the folder and download again (download: true), or unpack {CIFAR10.url} there"
             ) from err
-
-    def _sequences(self, data: CIFAR10, index: np.ndarray, *, hflip: bool = False) -> ImageSequences:
-        return ImageSequences(
-            torch.from_numpy(np.ascontiguousarray(data.data[index])),  # (N, 32, 32, 3) uint8
-            torch.as_tensor(np.asarray(data.targets)[index], dtype=torch.long),
-            mean=CIFAR10_MEAN,
-            std=CIFAR10_STD,
-            shape=(self.seq_len, self.input_size),
-            hflip=hflip,
-        )
+        labels = torch.as_tensor(data.targets, dtype=torch.long)
+        batches = [name for name, _ in (CIFAR10.train_list if train else CIFAR10.test_list)]
+        check_labels(labels, self.num_classes, source=f"{self.base_folder}/{{{','.join(batches)}}}")
+        return torch.from_numpy(np.asarray(data.data)), labels  # (N, 32, 32, 3) uint8, a strided view

@@ -1,6 +1,6 @@
 """Entry point of ``python -m rnn_prune``: builds the LightningCLI and nothing else."""
 
-from rnn_prune.cli import main
+from rnn_prune.cli import console_main
 
 if __name__ == "__main__":
-    main()
+    console_main()

@@ -41,6 +41,10 @@ MIN_DELTA_R = "graph/min_delta_r"
 GRAPH_SECONDS = "graph/seconds"
 GRAPH_TABLE = "graph/table"
 UNFOLDED_SUFFIX = ".unfolded"
+# Per-graph measure names, the <measure> of graph/<graph>/<measure> (readers such as the study).
+DELTA_R = "delta_r"
+IS_RAMANUJAN = "is_ramanujan"
+IMDB = "imdb"
 
 
 def test_loss(suffix: str = "") -> str:
@@ -51,6 +55,15 @@ def test_loss(suffix: str = "") -> str:
 def test_acc(suffix: str = "") -> str:
     """``test/acc`` of one test loader, e.g. ``test/acc@20dB`` for ``suffix="@20dB"``."""
     return f"{TEST_ACC}{suffix}"
+
+
+def snr_suffix(snr_db: float) -> str:
+    """The test-loader suffix of one noise level: ``@20dB`` for 20.0, ``@-5dB``, ``@2.5dB``.
+
+    >>> test_acc(snr_suffix(20.0))
+    'test/acc@20dB'
+    """
+    return f"@{snr_db:g}dB"
 
 
 def graph_sparsity(graph_name: str) -> str:

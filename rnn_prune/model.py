@@ -13,11 +13,22 @@ import torch
 from torch import Tensor, nn
 
 CellType = Literal["rnn", "lstm", "gru"]
+ReadoutType = Literal["last", "mean", "max"]
 _CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+READOUTS: tuple[str, ...] = ("last", "mean", "max")
 
 
 class RecurrentClassifier(nn.Module):
-    """Classify a (batch, time, features) sequence from the last step's hidden state.
+    """Classify a (batch, time, features) sequence from the recurrent layer's outputs.
+
+    The head reads one vector per sequence, chosen by ``readout``:
+
+    - ``"last"``: the hidden state after the last step (the classic sequence classifier). The state
+      must carry the class across the whole sequence: fine for row-by-row images, but a spoken word
+      followed by 40–70 frames of near-silence is forgotten by an LSTM before the last frame.
+    - ``"mean"`` / ``"max"``: the outputs averaged / maximised over all time steps, so a short event
+      anywhere in the sequence reaches the head through a short gradient path (the usual pooling of
+      keyword-spotting RNNs).
 
     Args:
         input_size: features per time step.
@@ -25,9 +36,11 @@ class RecurrentClassifier(nn.Module):
         cell: ``"rnn"`` (tanh), ``"lstm"`` or ``"gru"``.
         hidden_size: hidden units per direction.
         num_layers: stacked recurrent layers.
-        bidirectional: also read the sequence backwards; the head then sees both directions' final
-            states (the forward one at the last step, the reverse one at the first).
+        bidirectional: also read the sequence backwards; the head then sees both directions: with
+            ``"last"`` their final states (the forward one at the last step, the reverse one at the
+            first), with ``"mean"`` / ``"max"`` each direction pooled over all steps.
         dropout: dropout between stacked recurrent layers and before the head.
+        readout: ``"last"``, ``"mean"`` or ``"max"`` (above).
     """
 
     def __init__(
@@ -40,10 +53,13 @@ class RecurrentClassifier(nn.Module):
         num_layers: int = 1,
         bidirectional: bool = False,
         dropout: float = 0.0,
+        readout: ReadoutType = "last",
     ) -> None:
         super().__init__()
         if cell not in _CELLS:
             raise ValueError(f"cell={cell!r} is not one of {sorted(_CELLS)}")
+        if readout not in READOUTS:
+            raise ValueError(f"readout={readout!r} is not one of {list(READOUTS)}")
         for arg, value in (("input_size", input_size), ("num_classes", num_classes),
                            ("hidden_size", hidden_size), ("num_layers", num_layers)):
             if int(value) <= 0:
@@ -51,6 +67,7 @@ class RecurrentClassifier(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout={dropout!r} must lie in [0, 1)")
         self.cell = cell
+        self.readout = readout
         recurrent = _CELLS[cell](
             input_size,
             hidden_size,
@@ -71,9 +88,14 @@ class RecurrentClassifier(nn.Module):
         """Logits of shape (batch, num_classes) for ``x`` of shape (batch, time, input_size)."""
         if x.dim() != 3:
             raise ValueError(f"expected input of shape (batch, time, features), got {tuple(x.shape)}")
-        output, _ = self.recurrent(x)
-        hidden = self.recurrent.hidden_size
-        last = output[:, -1, :hidden]
-        if self.recurrent.bidirectional:
-            last = torch.cat([last, output[:, 0, hidden:]], dim=1)
-        return self.head(self.dropout(last))
+        output, _ = self.recurrent(x)  # (batch, time, directions * hidden)
+        if self.readout == "mean":
+            features = output.mean(dim=1)
+        elif self.readout == "max":
+            features = output.amax(dim=1)
+        else:
+            hidden = self.recurrent.hidden_size
+            features = output[:, -1, :hidden]
+            if self.recurrent.bidirectional:
+                features = torch.cat([features, output[:, 0, hidden:]], dim=1)
+        return self.head(self.dropout(features))

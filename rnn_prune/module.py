@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from rnn_prune.masks import register_masks_from_state_dict
-from rnn_prune.model import CellType, RecurrentClassifier
+from rnn_prune.model import CellType, ReadoutType, RecurrentClassifier
 
 
 class SequenceClassifier(L.LightningModule):
@@ -27,7 +27,8 @@ class SequenceClassifier(L.LightningModule):
     Args:
         input_size: features per step (linked from ``data.input_size`` by the CLI).
         num_classes: classes (linked from ``data.num_classes`` by the CLI).
-        cell, hidden_size, num_layers, bidirectional, dropout: see :class:`RecurrentClassifier`.
+        cell, hidden_size, num_layers, bidirectional, dropout, readout: see
+            :class:`RecurrentClassifier`.
         optimizer: optimizer factory; Adam unless the config names another ``class_path``.
         lr_scheduler: optional LR scheduler factory, stepped per epoch (monitoring ``val/loss``
             for ``ReduceLROnPlateau``).
@@ -42,6 +43,7 @@ class SequenceClassifier(L.LightningModule):
         num_layers: int = 1,
         bidirectional: bool = False,
         dropout: float = 0.0,
+        readout: ReadoutType = "last",
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -57,6 +59,7 @@ class SequenceClassifier(L.LightningModule):
             num_layers=num_layers,
             bidirectional=bidirectional,
             dropout=dropout,
+            readout=readout,
         )
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler

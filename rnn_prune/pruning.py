@@ -1,19 +1,16 @@
 """Pure pruning math: which weights to keep for a cumulative target sparsity.
 
-No Lightning here; :class:`callbacks.ScheduledPruning` decides *when* and calls these to decide
-*what*. Pruned weights never come back: they score ``-inf`` so a step only removes more.
+No Lightning here; :class:`callbacks.ScheduledPruning` decides *when*, a
+:class:`~rnn_prune.criteria.Criterion` scores the weights, and these turn scores into masks.
+Pruned weights never come back: they score ``-inf`` so a step only removes more.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
 
 import torch
 from torch import Tensor
-
-Criterion = Literal["magnitude", "random"]
-CRITERIA = ("magnitude", "random")
 
 
 def pruned_count(numel: int, target: float) -> int:
@@ -28,19 +25,19 @@ def pruned_count(numel: int, target: float) -> int:
     return min(count, numel - 1) if target < 1 and numel > 0 else count
 
 
-def scores(weight: Tensor, mask: Tensor, criterion: Criterion, generator: torch.Generator | None = None) -> Tensor:
-    """Importance of every entry (higher = keep), ``-inf`` where already pruned.
+def mask_scores(score: Tensor, mask: Tensor) -> Tensor:
+    """A criterion's raw scores made safe to rank: ``-inf`` where already pruned, NaN below the rest.
 
-    ``random`` scores are drawn on the CPU from ``generator`` so every process that seeds it the
-    same way draws the same scores, whatever its device.
+    Every criterion's output goes through here, so no criterion has to know that pruned weights
+    never come back or guard against NaN weights.
+
+    >>> mask_scores(torch.tensor([[-0.5, float("nan")], [2.0, 3.0]]), torch.tensor([[1, 1], [1, 0]])).tolist()
+    [[-0.5, -3.4028234663852886e+38], [2.0, -inf]]
     """
-    if criterion == "magnitude":
-        score = weight.detach().abs().float()
-    elif criterion == "random":
-        score = torch.rand(weight.shape, generator=generator).to(weight.device)
-    else:
-        raise ValueError(f"criterion={criterion!r} is not one of {CRITERIA}")
-    score = torch.nan_to_num(score, nan=-1.0)  # a NaN weight ranks below every real one
+    if score.shape != mask.shape:
+        raise ValueError(f"scores have shape {tuple(score.shape)}, the mask has {tuple(mask.shape)}")
+    lowest = torch.finfo(torch.float32).min  # a NaN score ranks below every real one, above pruned ones
+    score = torch.nan_to_num(score.float(), nan=lowest, posinf=torch.finfo(torch.float32).max, neginf=lowest)
     return score.masked_fill(~mask.bool(), float("-inf"))
 
 

@@ -149,9 +149,11 @@ def prunable_weights(model: nn.Module) -> list[PrunableWeight]:
     for (path, module, _), module_name in zip(found, names, strict=True):
         prefix = f"{path}." if path else ""
         if isinstance(module, nn.RNNBase):
-            for param_name in module._flat_weights_names:
+            # PyTorch's documented names, in registration order: layer by layer, direction by
+            # direction, weight_ih before weight_hh (biases and projections weight_hr are no graphs)
+            for param_name, _ in module.named_parameters(recurse=False):
                 match = _RECURRENT_PARAM.match(param_name)
-                if match is None:  # biases, projection weights (weight_hr) are not graphs
+                if match is None:
                     continue
                 kind, layer, reverse = match.group(1), int(match.group(2)), bool(match.group(3))
                 direction = "_reverse" if reverse else ""

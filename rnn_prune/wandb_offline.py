@@ -38,19 +38,23 @@ import struct
 import time
 import zlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from wandb.proto import wandb_internal_pb2
 
 __all__ = [
+    "OfflineRun",
     "find_offline_runs",
     "is_complete",
     "iter_records",
     "read_config",
     "read_history",
+    "read_run",
     "read_summary",
     "run_file",
+    "run_id",
     "wait_until_complete",
 ]
 
@@ -188,6 +192,53 @@ def read_history(run: PathLike) -> list[dict[str, Any]]:
     1}})`` gives ``"a.b"``); values are JSON-decoded (``NaN`` and ``Infinity`` become floats).
     """
     return [_items(r.history.item) for r in iter_records(run) if r.HasField("history")]
+
+
+def run_id(run: PathLike) -> str:
+    """The W&B run id of a run directory or file, from its name: ``run-<id>.wandb``.
+
+    A resumed run (``resume="allow"``, same id) is written offline to a new
+    ``offline-run-<time>-<id>`` folder holding a file of the same name, so equal ids mean one run.
+    """
+    return run_file(run).stem.removeprefix("run-")
+
+
+@dataclass(frozen=True)
+class OfflineRun:
+    """What one ``.wandb`` file says about its session, read in one pass by :func:`read_run`.
+
+    Attributes:
+        path: the ``.wandb`` file.
+        run_id: from the ``run`` record (the file name's id if the record is missing).
+        job_type: the ``job_type`` given to ``wandb.init`` (``""`` when none was).
+        start_time: the session's start, seconds since the epoch (0.0 when unknown).
+        history: as :func:`read_history`.
+        complete: as :func:`is_complete`.
+    """
+
+    path: Path
+    run_id: str
+    job_type: str
+    start_time: float
+    history: list[dict[str, Any]]
+    complete: bool
+
+
+def read_run(run: PathLike) -> OfflineRun:
+    """Read a session's identity, history and completeness with one pass over its file."""
+    path = run_file(run)
+    identity, history, complete = None, [], False
+    for record in iter_records(path):
+        if record.HasField("history"):
+            history.append(_items(record.history.item))
+        elif record.HasField("run") and identity is None:
+            identity = record.run
+        elif record.HasField("exit"):
+            complete = True
+    if identity is None:
+        return OfflineRun(path, run_id(path), "", 0.0, history, complete)
+    start = identity.start_time.ToNanoseconds() / 1e9 if identity.HasField("start_time") else 0.0
+    return OfflineRun(path, identity.run_id or run_id(path), identity.job_type, start, history, complete)
 
 
 def read_summary(run: PathLike) -> dict[str, Any]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from sklearn.datasets import load_digits
 
 from datamodules import DigitsDataModule
+from datamodules._common import seeded_partition, seeded_split
 
 
 def test_splits_shapes_and_training_statistics() -> None:
@@ -32,6 +35,27 @@ def test_same_seed_same_split_and_epoch_seeded_shuffle() -> None:
     assert list(sampler) != first
     sampler.set_epoch(0)
     assert list(sampler) == first
+
+
+def test_split_is_the_one_the_published_quickstart_used() -> None:
+    """The shared ``seeded_partition`` gives the digits the split (and training order) they had
+    before it existed: val = the first 15 % of one PCG64 shuffle, test the next 15 %, train the rest."""
+    data = DigitsDataModule(seed=0)
+    data.setup()
+    _, labels = load_digits(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(labels))
+    for split, index in {"val": order[:270], "test": order[270:540], "train": order[540:]}.items():
+        assert data.splits[split].tensors[1].tolist() == labels[index].tolist()
+
+
+def test_seeded_partition_and_split_agree_and_name_the_fraction() -> None:
+    parts = seeded_partition(50, {"val": 0.2}, seed=4)
+    train, val = seeded_split(50, 0.2, seed=4)
+    assert np.array_equal(np.sort(parts["val"]), val) and np.array_equal(np.sort(parts["train"]), train)
+    with pytest.raises(ValueError, match=r"test_fraction=0.001 of 50 samples leaves an empty split"):
+        seeded_partition(50, {"val": 0.2, "test": 0.001}, seed=0)
+    with pytest.raises(ValueError, match=r"val_fraction \+ test_fraction of 50 digits leaves no training samples"):
+        seeded_partition(50, {"val": 0.5, "test": 0.5}, seed=0, pool="digits")
 
 
 @pytest.mark.parametrize(

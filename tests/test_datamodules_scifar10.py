@@ -6,15 +6,17 @@ small files (``accept_cifar10_files``), since they cannot match the official arc
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torchvision.datasets.cifar
 
 from datamodules import SequentialCIFAR10DataModule
 from datamodules.scifar10 import CIFAR10_MEAN, CIFAR10_STD
-from tests.data_fixtures import accept_cifar10_files, write_cifar10
+from tests.data_fixtures import accept_cifar10_files, forbid_downloads, write_cifar10
 
 
 @pytest.fixture
@@ -82,18 +84,52 @@ def test_hflip_flips_training_images_only(cifar: tuple[Path, dict]) -> None:
     assert all(np.allclose(val[0][0].numpy(), val_plain, atol=1e-5) for _ in range(10))
 
 
-def test_prepare_data_with_download_finds_existing_files_offline(cifar: tuple[Path, dict]) -> None:
+def test_prepare_data_with_download_finds_existing_files_offline(
+    cifar: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, _ = cifar
+    files = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    forbid_downloads(monkeypatch, torchvision.datasets.cifar)
     dm = SequentialCIFAR10DataModule(str(root), download=True)
-    dm.prepare_data()  # torchvision's integrity check passes, nothing is fetched
+    dm.prepare_data()  # torchvision's integrity check passes: no fetch, no file written or changed
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == files
     dm.setup("test")
     assert len(dm.splits["test"]) == 10
+    (root / "cifar-10-batches-py" / "test_batch").unlink()  # the counter-check: a missing file is fetched
+    with pytest.raises(AssertionError, match=r"tried to fetch .*cifar-10-python.tar.gz"):
+        dm.prepare_data()
 
 
 def test_files_that_fail_the_checksum_are_reported(tmp_path: Path) -> None:
     write_cifar10(tmp_path)  # torchvision's real MD5 table: the small files do not match it
     dm = SequentialCIFAR10DataModule(str(tmp_path), download=False)
     with pytest.raises(RuntimeError, match=r"do not match the official archive's MD5 checksums"):
+        dm.setup("fit")
+
+
+def test_the_files_that_fail_the_checksum_are_named(cifar: tuple[Path, dict]) -> None:
+    root, _ = cifar
+    batch = root / "cifar-10-batches-py" / "data_batch_3"
+    batch.write_bytes(batch.read_bytes()[:-10])  # a partial download
+    dm = SequentialCIFAR10DataModule(str(root), download=False)
+    with pytest.raises(RuntimeError, match=r"MD5 checksums \(a partial download or altered files\): data_batch_3; "):
+        dm.setup("fit")
+
+
+def test_labels_outside_the_ten_classes_are_reported(cifar: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch) -> None:
+    root, _ = cifar
+    batch = root / "cifar-10-batches-py" / "data_batch_2"
+    entry = pickle.loads(batch.read_bytes())
+    entry["labels"][4] = 12
+    batch.write_bytes(pickle.dumps(entry, protocol=2))
+    accept_cifar10_files(root, monkeypatch)  # a consistent archive, only with a bad label
+    dm = SequentialCIFAR10DataModule(str(root), download=False)
+    dm.setup("test")  # the test batch is fine
+    with pytest.raises(
+        ValueError,
+        match=r"cifar-10-batches-py/\{data_batch_1,.*,data_batch_5\}: label 12 of sample 14 is not one of the "
+        r"10 classes 0..9",
+    ):
         dm.setup("fit")
 
 

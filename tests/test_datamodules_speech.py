@@ -6,16 +6,24 @@ torchaudio's SPEECHCOMMANDS finds the clips and applies the official lists; soun
 from __future__ import annotations
 
 import math
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 import torch
+import torchaudio
 
 from datamodules import SpeechCommandsDataModule
 from datamodules.speech import WORDS, SpeechFeatures, mix_at_snr, read_clip
-from tests.data_fixtures import SPEECH_LENGTHS, SPEECH_WORDS, write_speech_commands
+from rnn_prune import keys
+from rnn_prune.cli import main
+from tests.conftest import CONFIGS
+from tests.data_fixtures import SPEECH_LENGTHS, SPEECH_WORDS, write_speech_commands, write_speech_keywords
 
 N_WORDS = len(SPEECH_WORDS)
 N_TRAIN = N_WORDS * (len(SPEECH_LENGTHS) - 2)  # clip 0 of each word is in validation_list, clip 1 in testing_list
@@ -319,3 +327,151 @@ def test_empty_split_is_reported(tmp_path: Path) -> None:
     (tmp_path / "SpeechCommands" / "speech_commands_v0.02" / "validation_list.txt").write_text("")
     with pytest.raises(RuntimeError, match=r"the val split of .*speech_commands_v0.02 holds no clips"):
         _dm(tmp_path).setup("validate")
+
+
+def test_test_snrs_db_name_the_snr_of_each_test_loader(speech: tuple[Path, dict]) -> None:
+    root, _ = speech
+    dm = _dm(root, test_snrs=[20, 2.5, -5])
+    assert dm.test_suffixes == ["", "@20dB", "@2.5dB", "@-5dB"]
+    assert dm.test_snrs_db == [None, 20.0, 2.5, -5.0]
+    by_key = {keys.test_acc(s): snr for s, snr in zip(dm.test_suffixes, dm.test_snrs_db, strict=True)}
+    assert by_key == {"test/acc": None, "test/acc@20dB": 20.0, "test/acc@2.5dB": 2.5, "test/acc@-5dB": -5.0}
+
+
+def test_mixing_is_torchaudios_add_noise(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = torchaudio.functional.add_noise
+
+    def spy(waveform, noise, snr, lengths=None):
+        calls.append(tuple(snr.shape))
+        return real(waveform, noise, snr, lengths)
+
+    monkeypatch.setattr(torchaudio.functional, "add_noise", spy)
+    clean, noise = torch.randn(3, 100), torch.randn(3, 100)
+    mix_at_snr(clean, noise, 10.0)
+    assert calls == [(3,)]  # one SNR broadcast to every signal
+
+
+def test_silent_noise_cut_leaves_the_clip_unchanged() -> None:
+    clean = torch.randn(2, 100)
+    noise = torch.stack([torch.zeros(100), torch.randn(100)])  # add_noise alone gives NaN for row 0
+    mixed = mix_at_snr(clean, noise, 0.0)
+    assert torch.equal(mixed[0], clean[0]) and torch.isfinite(mixed).all()
+    assert not torch.equal(mixed[1], clean[1])
+
+
+def test_listed_clip_missing_on_disk_is_named(tmp_path: Path) -> None:
+    splits = write_speech_commands(tmp_path, words=("yes", "no"))
+    base = tmp_path / "SpeechCommands" / "speech_commands_v0.02"
+    (base / splits["test"][1]).unlink()
+    _dm(tmp_path).setup("validate")  # the validation list is intact
+    missing = re.escape(splits["test"][1])
+    with pytest.raises(FileNotFoundError, match=rf"testing_list.txt lists 1 clip\(s\) missing under .*: {missing}\."):
+        _dm(tmp_path).setup("test")
+
+
+def test_stereo_clip_is_mixed_down_with_a_warning(tmp_path: Path) -> None:
+    left, right = np.full(16000, 0.5), np.full(16000, -0.25)
+    soundfile.write(tmp_path / "stereo.wav", np.stack([left, right], axis=1), 16000, subtype="PCM_16")
+    with pytest.warns(UserWarning, match=r"stereo.wav: 2 channels, Speech Commands is mono; mixing them down"):
+        clip = read_clip(tmp_path / "stereo.wav")
+    assert clip.shape == (16000,) and abs(int(clip[0]) - round(0.125 * 32768)) <= 1  # the mean, not channel 0
+
+
+def test_unreadable_clip_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "broken.wav").write_bytes(b"RIFF....not a wav file")
+    with pytest.raises(OSError, match=r"broken.wav: cannot read this wav file"):
+        read_clip(tmp_path / "broken.wav")
+
+
+def test_prepare_data_fills_the_cache_so_setup_reads_nothing(
+    speech: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lightning runs prepare_data on one process per node: every rank's setup then only maps files."""
+    root, _ = speech
+    _dm(root, test_snrs=[10]).prepare_data()
+    names = {p.name.rsplit("-", 1)[0] for p in (root / "SpeechCommands" / "cache").glob("*.npy")}
+    assert names == {"train-wave", "train-mfcc40", "train-stats", "val-wave", "val-mfcc40", "test-wave",
+                     "test-mfcc40", "test-mfcc40@10dB"}  # fmt: skip
+
+    def fail(*args, **kwargs):
+        raise AssertionError("setup recomputed a cached array")
+
+    monkeypatch.setattr(SpeechFeatures, "forward", fail)
+    monkeypatch.setattr("datamodules.speech.datamodule.read_clip", fail)
+    dm = _dm(root, test_snrs=[10])
+    dm.setup()
+    assert len(dm.test_sets) == 2 and len(dm.splits["train"]) == N_TRAIN
+
+
+def test_prepare_data_removes_stale_temporaries_of_a_killed_fill(speech: tuple[Path, dict]) -> None:
+    root, _ = speech
+    cache = root / "SpeechCommands" / "cache"
+    cache.mkdir(parents=True)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a pid that no longer runs, like a fill killed with kill -9
+    stale = cache / f"train-wave-0123456789abcdef.tmp{child.pid}.npy"
+    live = cache / f"train-wave-0123456789abcdef.tmp{os.getppid()}.npy"  # another run filling now
+    stale.write_bytes(b"half a cache file")
+    live.write_bytes(b"being written")
+    _dm(root).prepare_data()
+    assert not stale.exists() and live.exists()
+    assert not list(cache.glob(f"*.tmp{os.getpid()}.npy"))  # this fill renamed its own temporaries
+
+
+def test_keyword_tree_has_short_words_at_random_offsets_in_a_noise_floor(tmp_path: Path) -> None:
+    splits = write_speech_keywords(tmp_path, words=("yes", "no"), speakers=6, held_out_speakers=1)
+    base = tmp_path / "SpeechCommands" / "speech_commands_v0.02"
+    assert (base / "_background_noise_").is_dir()
+    speakers = {split: {rel.split("/")[1].split("_")[0] for rel in rels} for split, rels in splits.items()}
+    assert [len(speakers[s]) for s in ("train", "val", "test")] == [4, 1, 1]
+    assert not speakers["val"] & speakers["train"] and not speakers["test"] & speakers["train"]
+    assert (base / "testing_list.txt").read_text().split() == splits["test"]
+    onsets = []
+    for rel in splits["train"]:
+        clip = read_clip(base / rel).astype(np.float64) / 32768
+        loud = np.flatnonzero(np.convolve(clip**2, np.ones(160) / 160, "same") > 1e-3)
+        assert 0.25 <= (loud[-1] - loud[0]) / 16000 <= 0.6  # the word: 0.3-0.6 s, quiet at its ends
+        quiet = np.delete(clip, np.arange(max(loud[0] - 400, 0), min(loud[-1] + 400, 16000)))
+        assert 1e-3 < quiet.std() < 1e-2  # a noise floor, not digital silence
+        onsets.append(loud[0] / 16000)
+    assert max(onsets) - min(onsets) > 0.3  # words start anywhere in the clip
+
+
+def test_kws12_config_runs_a_batch_through_the_cli(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_speech_keywords(data, words=("yes", "no", "cat"), speakers=3, clips_per_speaker=1, held_out_speakers=1)
+    cli = main(_cli_args("speech_kws12_lstm", data, tmp_path, "--trainer.fast_dev_run", "1"))
+    assert cli.trainer.state.finished and cli.model.hparams.num_classes == 12
+    assert cli.datamodule.classes[10:] == ["_unknown_", "_silence_"] and cli.model.net.readout == "max"
+
+
+def _cli_args(config: str, data: Path, tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        "fit",
+        "--config", str(CONFIGS / f"{config}.yaml"),
+        "--trainer.logger", "false",
+        "--trainer.enable_progress_bar", "false",
+        "--trainer.enable_model_summary", "false",
+        "--trainer.default_root_dir", str(tmp_path / "runs"),
+        "--data.init_args.data_dir", str(data),
+        "--data.init_args.download", "false",
+        "--data.init_args.num_workers", "0",
+        *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", ["speech_lstm", "speech_rnn"])
+def test_speech_config_learns_short_words_at_random_offsets(config: str, tmp_path: Path) -> None:
+    """The shipped config, with only data-size overrides, learns 10 keywords well above chance (0.1).
+
+    160 training clips of 8 speakers, batch 16, 10 epochs: 100 Adam steps (about 15-30 s of CPU
+    each). With the last-step readout both configs stay near chance on this set.
+    """
+    data = tmp_path / "data"
+    write_speech_keywords(data)
+    cli = main(_cli_args(config, data, tmp_path, "--data.init_args.batch_size", "16", "--trainer.max_epochs", "10"))
+    cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
+    accuracy = float(cli.trainer.callback_metrics[keys.test_acc()])
+    assert accuracy >= 0.6, f"{config}: test accuracy {accuracy:.3f} on 10 keywords (chance 0.1)"

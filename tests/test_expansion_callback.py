@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import lightning as L
@@ -11,13 +12,16 @@ from lightning.pytorch.loggers import CSVLogger
 
 from callbacks import ExpansionMetrics, ScheduledPruning
 from datamodules import DigitsDataModule
+from rnn_prune import keys
+from rnn_prune.expansion import MEASURES, model_expansion
+from rnn_prune.expansion.verdict import ramanujan_share
 from rnn_prune.module import SequenceClassifier
 
 
-def _fit(tmp_path: Path, metrics: ExpansionMetrics, epochs: int = 2) -> list[dict[str, str]]:
+def _fit(tmp_path: Path, metrics: ExpansionMetrics, epochs: int = 2, sparsity: float = 0.8) -> list[dict[str, str]]:
     L.seed_everything(0)
     trainer = L.Trainer(
-        max_epochs=epochs, callbacks=[ScheduledPruning(0.8), metrics], logger=CSVLogger(tmp_path, name="csv"),
+        max_epochs=epochs, callbacks=[ScheduledPruning(sparsity), metrics], logger=CSVLogger(tmp_path, name="csv"),
         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False, accelerator="cpu",
     )  # fmt: skip
     trainer.fit(SequenceClassifier(8, 10, cell="gru", hidden_size=12), DigitsDataModule(batch_size=128))
@@ -26,7 +30,7 @@ def _fit(tmp_path: Path, metrics: ExpansionMetrics, epochs: int = 2) -> list[dic
 
 
 def test_scalars_reach_a_csv_logger_every_epoch(tmp_path: Path) -> None:
-    rows = _fit(tmp_path, ExpansionMetrics(imdb_every_n_epochs=2, unfolded_steps=4, reach_lags=[0, 3]))
+    rows = _fit(tmp_path, ExpansionMetrics(imdb_every_n_epochs=2, unfolded_steps=4, reach_lags=[0, 3]), sparsity=0.3)
     measured = [r for r in rows if r.get("graph/ramanujan_fraction")]
     assert [int(r["epoch"]) for r in measured] == [0, 1]
     for row in measured:
@@ -34,17 +38,39 @@ def test_scalars_reach_a_csv_logger_every_epoch(tmp_path: Path) -> None:
                     "graph/gru.l0.unfolded/reach@lag3", "graph/min_delta_r"):  # fmt: skip
             assert row[key] != "", key
     assert [int(r["epoch"]) for r in rows if r.get("prune/sparsity")] == [0, 1]
-    imdb = [r["graph/gru.l0.hh/imdb"] for r in measured]
+    imdb = [r["graph/head/imdb"] for r in measured]
     assert imdb[0] == "nan" and imdb[1] != "nan"  # IMDB only every second epoch
 
 
 def test_measures_and_include_narrow_what_is_logged(tmp_path: Path) -> None:
     metrics = ExpansionMetrics(include=["gru.l0.hh*"], measures=["delta_r"], unfolded_every_n_epochs=None)
     rows = _fit(tmp_path, metrics, epochs=1)
-    keys = {k for r in rows for k, v in r.items() if k.startswith("graph/") and v != ""}
+    logged = {k for r in rows for k, v in r.items() if k.startswith("graph/") and v != ""}
     graphs = ["gru.l0.hh", "gru.l0.hh.reset_gate", "gru.l0.hh.update_gate", "gru.l0.hh.new_gate"]
-    summaries = {"graph/ramanujan_fraction", "graph/min_delta_r", "graph/seconds"}
-    assert keys == {f"graph/{g}/delta_r" for g in graphs} | summaries
+    # no is_ramanujan asked for: no Ramanujan share either
+    assert logged == {keys.graph(g, "delta_r") for g in graphs} | {keys.MIN_DELTA_R, keys.GRAPH_SECONDS}
+
+
+def test_only_the_asked_measures_are_computed(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    for name in ("delta_r", "imdb", "weighted_mu"):
+        original = MEASURES[name]
+        monkeypatch.setitem(MEASURES, name, lambda g, _f=original, _n=name: calls.append(_n) or _f(g))
+    model = SequenceClassifier(8, 10, cell="gru", hidden_size=12)
+    result = model_expansion(model, measures=["num_edges", "delta_r"], include=["head"])
+    assert calls == ["delta_r"] and math.isnan(result["head"].imdb)
+
+
+def test_ramanujan_share_counts_only_defined_verdicts(tmp_path: Path) -> None:
+    metrics = ExpansionMetrics(unfolded_every_n_epochs=None, imdb_every_n_epochs=None)
+    rows = _fit(tmp_path, metrics, epochs=1)
+    (row,) = [r for r in rows if r.get(keys.RAMANUJAN_FRACTION)]
+    verdicts = [float(v) for k, v in row.items() if k.endswith("/" + keys.IS_RAMANUJAN) and v != ""]
+    share = ramanujan_share(verdicts)
+    assert share.num_undefined > 0  # the 8-input gates at 80 % sparsity have d̄R < 3: no verdict
+    assert float(row[keys.RAMANUJAN_UNDEFINED]) == share.num_undefined
+    assert float(row[keys.RAMANUJAN_FRACTION]) == pytest.approx(share.fraction, nan_ok=True)
+    assert metrics.last_metrics[keys.RAMANUJAN_UNDEFINED] == share.num_undefined
 
 
 @pytest.mark.parametrize(
@@ -58,6 +84,8 @@ def test_measures_and_include_narrow_what_is_logged(tmp_path: Path) -> None:
         ({"reach_lags": [0, 9]}, r"lags \[9\] lie outside \[0, unfolded_steps=8\)"),
         ({"per_gate": False, "stacked": False}, "leave no graph to measure"),
         ({"measures": ["delta_r", "beauty"]}, r"measures=\['beauty'\] are not measures"),
+        ({"measures": "delta_r"}, "measures must be a list of measure names"),
+        ({"blas_threads": 0}, "blas_threads=0 must be a positive integer or null"),
     ],
 )
 def test_bad_arguments_name_the_value(kwargs: dict, match: str) -> None:

@@ -118,3 +118,10 @@ def test_unfolded_expansion_on_a_dense_module():
 def test_rejects(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_as_dict_picks_lags_and_rejects_others():
+    e = unfolded_layer_expansion(np.eye(3), np.eye(3), steps=4)
+    assert [k for k in e.as_dict([0, 3]) if k.startswith("reach@")] == ["reach@lag0", "reach@lag3"]
+    with pytest.raises(ValueError, match=r"lags \[4, -1\] lie outside \[0, steps=4\)"):
+        e.as_dict([0, 4, -1])

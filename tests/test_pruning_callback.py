@@ -12,7 +12,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from callbacks.pruning import ScheduledPruning
 from datamodules.digits import DigitsDataModule
+from rnn_prune import keys
 from rnn_prune.expansion import layer_expansion
+from rnn_prune.expansion.verdict import ramanujan_verdict
+from rnn_prune.guards import RamanujanGuard
 from rnn_prune.masks import get_mask
 from rnn_prune.module import SequenceClassifier
 from rnn_prune.pruning import pruned_count
@@ -48,7 +51,7 @@ def _fake_trainer(epoch: int) -> SimpleNamespace:
 def test_every_graph_reaches_the_exact_target_and_stays_pruned(tmp_path: Path, cell: str) -> None:
     module = _module(cell, num_layers=2)
     pruning = ScheduledPruning(OneShotSchedule(0.7, epoch=0))
-    _trainer(tmp_path, [pruning], max_epochs=3).fit(module, DigitsDataModule(batch_size=32))
+    _trainer(tmp_path, [pruning], max_epochs=1).fit(module, DigitsDataModule(batch_size=32))  # an epoch of Adam
     for weight in prunable_weights(module):
         mask = get_mask(weight)
         if weight.name == "head":
@@ -81,7 +84,7 @@ def test_pruning_every_n_steps_follows_the_schedule_within_an_epoch(tmp_path: Pa
     # prunings at steps 5, 10, 15 of 20 (step 0 has target 0): the last at t = 0.75 epochs
     assert pruning.state_dict()["target"] == pytest.approx(0.375)
     assert pruning.state_dict()["steps_taken"] == 3
-    assert module.trainer.logged_metrics["prune/step_target"].item() == pytest.approx(0.375)
+    assert module.trainer.logged_metrics[keys.STEP_TARGET].item() == pytest.approx(0.375)
 
 
 def test_step_pruning_with_gradient_accumulation_prunes_once_per_optimizer_step(tmp_path: Path) -> None:
@@ -102,32 +105,61 @@ def test_two_pruning_callbacks_keep_separate_state(tmp_path: Path) -> None:
     assert by_name["lstm.l0.hh"] == pytest.approx(0.6, abs=0.01)
 
 
+def _verdict(mask: torch.Tensor, margin: float) -> bool | None:
+    e = layer_expansion(mask, imdb=False)
+    components = e.num_components - e.num_isolated_left - e.num_isolated_right
+    return ramanujan_verdict(e.delta_r, e.avg_left_degree, e.avg_right_degree, components, margin=margin).is_ramanujan
+
+
 def test_guard_freezes_a_graph_exactly_when_delta_r_would_fall_below_the_margin() -> None:
     module = _module("rnn", hidden_size=12)
     schedule = LinearSchedule(0.95, start_epoch=0, end_epoch=10)
     # Unguarded trajectory of one graph's Δr, computed with the same masks the callback would take.
     free = ScheduledPruning(schedule, include=["rnn.l0.hh"])
     free.setup(None, module, "fit")
-    free_module_weight = free._weights[0]
-    trajectory = []
+    trajectory, masks = [], []
     for epoch in range(11):
-        free._run_pruning(_fake_trainer(epoch), module, float(epoch))
-        trajectory.append(layer_expansion(get_mask(free_module_weight)).delta_r)
+        free.prune(_fake_trainer(epoch), module, float(epoch))
+        masks.append(get_mask(free.weights[0]).clone())
+        trajectory.append(layer_expansion(masks[-1]).delta_r)
     # The first step (after a couple of epochs) that takes Δr below every earlier value; put the
     # margin between that value and the earlier minimum.
     first_bad = next(j for j in range(2, 10) if trajectory[j + 1] < min(trajectory[: j + 1]))
     margin = (min(trajectory[: first_bad + 1]) + trajectory[first_bad + 1]) / 2
+    # The one verdict (margin, connectivity; degree < 3 switched off here) on the unguarded masks
+    # says where the guard must stop: at the first epoch whose step it would refuse.
+    refused = next(j for j, m in enumerate(masks) if _verdict(m, margin) is False)
+    assert 0 < refused <= first_bad + 1
 
     module = _module("rnn", hidden_size=12)
-    guarded = ScheduledPruning(schedule, include=["rnn.l0.hh"], guard="ramanujan", guard_margin=margin)
+    guard = RamanujanGuard(margin=margin, stop_below_min_degree=False)
+    guarded = ScheduledPruning(schedule, include=["rnn.l0.hh"], guard=guard)
     guarded.setup(None, module, "fit")
-    masks = []
+    kept = []
     for epoch in range(11):
-        guarded._run_pruning(_fake_trainer(epoch), module, float(epoch))
-        masks.append(get_mask(guarded._weights[0]).clone())
-    assert guarded.stopped == {"rnn.l0.hh": first_bad + 1}
-    assert layer_expansion(masks[-1]).delta_r >= margin
-    assert torch.equal(masks[first_bad], masks[-1]), "the frozen graph keeps its last expander mask"
+        guarded.prune(_fake_trainer(epoch), module, float(epoch))
+        kept.append(get_mask(guarded.weights[0]).clone())
+    assert guarded.stopped == {"rnn.l0.hh": refused}
+    assert torch.equal(kept[refused - 1], masks[refused - 1]), "until the refusal it prunes as unguarded"
+    assert _verdict(kept[-1], margin) is True
+    assert torch.equal(kept[refused - 1], kept[-1]), "the frozen graph keeps its last expander mask"
+
+
+def test_ramanujan_guard_stops_a_graph_before_its_average_degree_falls_below_three() -> None:
+    # LSTM input gates are 16 x 8: d̄R = 8 (1 - s) falls below 3 once s > 0.625
+    schedule = LinearSchedule(0.9, start_epoch=0, end_epoch=9)
+    free = ScheduledPruning(schedule, include=["lstm.l0.ih"])
+    guarded = ScheduledPruning(schedule, include=["lstm.l0.ih"], guard="ramanujan")
+    for pruning in (free, guarded):
+        module = _module("lstm")
+        pruning.setup(None, module, "fit")
+        for epoch in range(10):
+            pruning.prune(_fake_trainer(epoch), module, float(epoch))
+    below = [g.name for g in free.graphs if layer_expansion(g.mask_block(), imdb=False).avg_right_degree < 3]
+    assert below, "unguarded, the schedule takes the gates below degree 3"
+    for graph in guarded.weights[0].graphs(per_gate=True, stacked=True):
+        assert layer_expansion(graph.mask_block(), imdb=False).avg_right_degree >= 3, graph.name
+    assert set(guarded.stopped) >= set(below)
 
 
 def test_rewind_resets_surviving_weights_to_init() -> None:
@@ -147,20 +179,25 @@ def test_rewind_resets_surviving_weights_to_init() -> None:
     assert torch.all(weight[~mask] == 0)
 
 
-def _resume_run(tmp_path: Path, ckpt: str | None, max_epochs: int) -> tuple[SequenceClassifier, ScheduledPruning]:
+def _resume_run(
+    tmp_path: Path, ckpt: str | None, max_epochs: int, criterion: str = "random"
+) -> tuple[SequenceClassifier, ScheduledPruning]:
     L.seed_everything(0)
     module = _module("lstm")
-    pruning = ScheduledPruning(LinearSchedule(0.8, start_epoch=0, end_epoch=4), criterion="random", seed=7)
+    pruning = ScheduledPruning(LinearSchedule(0.8, start_epoch=0, end_epoch=4), criterion=criterion, seed=7)
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, filename="{epoch}")
     trainer = _trainer(tmp_path, [pruning, checkpoint], max_epochs=max_epochs, enable_checkpointing=True)
     trainer.fit(module, DigitsDataModule(batch_size=64), ckpt_path=ckpt)
     return module, pruning
 
 
-def test_resume_from_mid_run_checkpoint_gives_identical_masks(tmp_path: Path) -> None:
-    full, full_pruning = _resume_run(tmp_path / "full", None, max_epochs=4)
-    _resume_run(tmp_path / "killed", None, max_epochs=2)  # "killed" after epoch 1
-    resumed, resumed_pruning = _resume_run(tmp_path / "killed", str(tmp_path / "killed/ckpt/epoch=1.ckpt"), 4)
+@pytest.mark.slow
+@pytest.mark.parametrize("criterion", ["random", "gradient"])  # gradient: its sums travel in the checkpoint
+def test_resume_from_mid_run_checkpoint_gives_identical_masks(tmp_path: Path, criterion: str) -> None:
+    full, full_pruning = _resume_run(tmp_path / "full", None, 4, criterion)
+    _resume_run(tmp_path / "killed", None, 2, criterion)  # "killed" after epoch 1
+    checkpoint = str(tmp_path / "killed/ckpt/epoch=1.ckpt")
+    resumed, resumed_pruning = _resume_run(tmp_path / "killed", checkpoint, 4, criterion)
     assert resumed_pruning.state_dict()["target"] == full_pruning.state_dict()["target"]
     for a, b in zip(prunable_weights(full), prunable_weights(resumed), strict=True):
         assert torch.equal(get_mask(a), get_mask(b)), a.name
@@ -174,7 +211,7 @@ def test_mismatched_masks_across_ranks_fail_loudly() -> None:
     strategy = SimpleNamespace(root_device=torch.device("cpu"), all_gather=lambda t: torch.stack([t, t + 1]))
     trainer = SimpleNamespace(current_epoch=0, world_size=2, strategy=strategy)
     with pytest.raises(RuntimeError, match="ranks hold different masks"):
-        pruning._run_pruning(trainer, module, 0.0)
+        pruning.prune(trainer, module, 0.0)
 
 
 @pytest.mark.parametrize(
@@ -214,24 +251,24 @@ def test_guard_also_keeps_the_stacked_matrix_an_expander() -> None:
     guarded = ScheduledPruning(LinearSchedule(0.95, 0, 10), include=["lstm.l0.ih"], guard="ramanujan")
     guarded.setup(None, module, "fit")
     for epoch in range(11):
-        guarded._run_pruning(_fake_trainer(epoch), module, float(epoch))
-        for graph in guarded._weights[0].graphs(per_gate=True, stacked=True):
+        guarded.prune(_fake_trainer(epoch), module, float(epoch))
+        for graph in guarded.weights[0].graphs(per_gate=True, stacked=True):
             assert layer_expansion(graph.mask_block()).delta_r >= 0, (epoch, graph.name)
     assert guarded.stopped, "at 95 % the guard must have stopped something"
 
 
-def test_pruning_keeps_stock_keys_and_the_flat_weight_storage(tmp_path: Path) -> None:
-    module = _module("lstm", num_layers=2)
-    stock_keys = set(module.state_dict())
-    # cuDNN reads nn.LSTM's weights through _flat_weights; pruning must change them in place (the
-    # "not part of single contiguous chunk of memory" warning comes from replaced tensors).
-    pointers = [w.data_ptr() for w in module.net.lstm._flat_weights]
-    pruning = ScheduledPruning(OneShotSchedule(0.5, epoch=1))
-    _trainer(tmp_path, [pruning], max_epochs=1).fit(module, DigitsDataModule(batch_size=64))
-    assert set(module.state_dict()) == stock_keys, "a dense model's keys are the stock ones"
-    _trainer(tmp_path, [pruning], max_epochs=2).fit(module, DigitsDataModule(batch_size=64))
-    assert pruning.state_dict()["target"] == 0.5
-    assert [w.data_ptr() for w in module.net.lstm._flat_weights] == pointers
-    masks = {k for k in module.state_dict() if k.endswith("_mask")}
-    assert set(module.state_dict()) == stock_keys | masks and len(masks) == 4
-    assert not any(k.endswith("_orig") for k in module.state_dict())
+def test_a_subclass_changes_what_is_pruned_through_the_public_steps() -> None:
+    class HiddenOnlyHalfTarget(ScheduledPruning):
+        def filter_parameters_to_prune(self, weights: list) -> list:
+            return [w for w in weights if w.kind == "hh"]
+
+        def compute_masks(self, scores: dict, target: float) -> dict:
+            return super().compute_masks(scores, target / 2)
+
+    module = _module("gru")
+    pruning = HiddenOnlyHalfTarget(0.8)
+    pruning.setup(None, module, "fit")
+    pruning.prune(_fake_trainer(0), module, 0.0)
+    assert [w.name for w in pruning.weights] == ["gru.l0.hh"]
+    by_name = {w.name: 1 - get_mask(w).float().mean().item() for w in prunable_weights(module)}
+    assert by_name == {"gru.l0.ih": 0.0, "gru.l0.hh": pytest.approx(0.4, abs=0.01), "head": 0.0}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnn_prune.pruning import global_masks, keep_top, layerwise_masks, mask_checksum, pruned_count, scores
+from rnn_prune.pruning import global_masks, keep_top, layerwise_masks, mask_checksum, mask_scores, pruned_count
 from rnn_prune.schedules import (
     ConstantSchedule,
     CubicSchedule,
@@ -72,7 +72,7 @@ def test_layerwise_reaches_exact_count_and_never_regrows() -> None:
     weight = torch.randn(12, 7)
     mask = torch.ones_like(weight, dtype=torch.bool)
     for target in [0.3, 0.55, 0.9]:
-        new = layerwise_masks({"w": scores(weight, mask, "magnitude")}, target)["w"]
+        new = layerwise_masks({"w": mask_scores(weight.abs(), mask)}, target)["w"]
         assert int((~new).sum()) == pruned_count(weight.numel(), target)
         assert not torch.any(new & ~mask), "a pruned weight came back"
         mask = new
@@ -83,26 +83,27 @@ def test_layerwise_reaches_exact_count_and_never_regrows() -> None:
 def test_global_scope_uses_one_threshold() -> None:
     big, small = torch.full((4, 4), 10.0) + torch.rand(4, 4), torch.rand(4, 4)
     ones = torch.ones(4, 4, dtype=torch.bool)
-    masks = global_masks({"big": scores(big, ones, "magnitude"), "small": scores(small, ones, "magnitude")}, 0.5)
+    score = {"big": mask_scores(big, ones), "small": mask_scores(small, ones)}
+    masks = global_masks(score, 0.5)
     assert masks["big"].all() and not masks["small"].any()
-    layer = layerwise_masks({"big": scores(big, ones, "magnitude"), "small": scores(small, ones, "magnitude")}, 0.5)
+    layer = layerwise_masks(score, 0.5)
     assert int(layer["big"].sum()) == int(layer["small"].sum()) == 8
 
 
-def test_random_scores_are_reproducible_from_the_seed() -> None:
-    weight, mask = torch.randn(5, 5), torch.ones(5, 5, dtype=torch.bool)
-    first = scores(weight, mask, "random", torch.Generator().manual_seed(3))
-    again = scores(weight, mask, "random", torch.Generator().manual_seed(3))
-    torch.testing.assert_close(first, again)
-    with pytest.raises(ValueError, match="criterion='l1' is not one of"):
-        scores(weight, mask, "l1")
-
-
-def test_nan_weights_rank_lowest_and_full_pruning_is_defined() -> None:
-    weight = torch.tensor([[float("nan"), 0.5], [2.0, 1.0]])
-    mask = keep_top(scores(weight, torch.ones(2, 2, dtype=torch.bool), "magnitude"), 3)
-    assert mask.tolist() == [[False, True], [True, True]]
+def test_nan_scores_rank_lowest_and_full_pruning_is_defined() -> None:
+    score = torch.tensor([[float("nan"), -0.5], [2.0, -3.0]])  # a criterion may score below 0
+    mask = keep_top(mask_scores(score, torch.ones(2, 2, dtype=torch.bool)), 3)
+    assert mask.tolist() == [[False, True], [True, True]], "NaN ranks below every real score"
+    # a criterion's own -inf is its lowest score, not "already pruned": the count stays exact
+    assert int(keep_top(mask_scores(torch.full((2, 2), float("-inf")), torch.ones(2, 2)), 3).sum()) == 3
     assert not keep_top(torch.randn(3, 3), 0).any()
+
+
+def test_pruned_entries_score_minus_infinity_and_shapes_must_agree() -> None:
+    mask = torch.tensor([[True, False]])
+    assert mask_scores(torch.tensor([[1.0, 9.0]]), mask).tolist() == [[1.0, float("-inf")]]
+    with pytest.raises(ValueError, match=r"scores have shape \(3,\), the mask has \(1, 2\)"):
+        mask_scores(torch.ones(3), mask)
 
 
 def test_checksum_tells_masks_apart() -> None:

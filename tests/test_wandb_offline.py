@@ -24,8 +24,10 @@ from rnn_prune.wandb_offline import (
     iter_records,
     read_config,
     read_history,
+    read_run,
     read_summary,
     run_file,
+    run_id,
     wait_until_complete,
 )
 from tests.conftest import offline_wandb_env
@@ -153,6 +155,21 @@ def test_lightning_wandb_logger_run(lightning_run: Path) -> None:
     ]
     assert read_config(lightning_run) == {"model": {"cell": "gru"}, "lr": 0.01}
     assert read_summary(lightning_run)["val/acc"] == 0.625
+
+
+def test_read_run_reads_identity_history_and_completeness_at_once(direct_run: Path, lightning_run: Path,
+                                                                   tmp_path: Path) -> None:  # fmt: skip
+    session = read_run(direct_run)
+    assert session.path == run_file(direct_run) and session.complete
+    assert session.run_id == run_id(direct_run) == direct_run.name.rsplit("-", 1)[-1]
+    assert session.history == read_history(direct_run)
+    assert session.job_type == "" and session.start_time > 1.6e9  # wandb.init got no job_type
+    assert read_run(lightning_run).history == read_history(lightning_run)
+    header = b":W&B" + struct.pack("<HB", 0xBEE1, 0)  # a run killed before its run record: no identity
+    (tmp_path / "run-abc.wandb").write_bytes(header + _chunk(1, _history_record(0, x=1.0)))
+    bare = read_run(tmp_path / "run-abc.wandb")
+    assert (bare.run_id, bare.job_type, bare.start_time, bare.complete) == ("abc", "", 0.0, False)
+    assert bare.history == [{"x": 1.0}]
 
 
 def test_find_offline_runs(wandb_root: Path, direct_run: Path, lightning_run: Path, tmp_path: Path) -> None:

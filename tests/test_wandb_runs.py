@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from rnn_prune.cli import main
+from rnn_prune.loggers import INIT_TIMEOUT_S
 from rnn_prune.registry import graphs
 from rnn_prune.wandb_offline import find_offline_runs, read_history, wait_until_complete
 from tests.conftest import ROOT, quickstart_args
@@ -97,19 +99,46 @@ def test_ddp_on_cpu_logs_one_run_once_per_epoch_with_identical_masks(tmp_path: P
     assert any(not m.all() for m in rank0.values()), "the run pruned something"
 
 
+def _clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without W&B's or XDG's folder choices, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "XDG_"))}
+    return {**env, "PYTHONPATH": str(ROOT), **extra}
+
+
+@pytest.mark.slow
 def test_unreachable_wandb_server_falls_back_to_offline(tmp_path: Path) -> None:
     # An API key but no server (a closed loopback port): the online run cannot start. A fresh
-    # process, since wandb keeps its settings (and Lightning its WANDB_MODE) process-wide.
-    env = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"}
-    env.update(PYTHONPATH=str(ROOT), WANDB_API_KEY="0" * 40, WANDB_INIT_TIMEOUT="5")
-    env["WANDB_BASE_URL"] = "http://127.0.0.1:9"
+    # process, since wandb keeps its settings (and Lightning its WANDB_MODE) process-wide. No
+    # WANDB_INIT_TIMEOUT: the logger's own shorter wait applies, announced before it starts.
+    env = _clean_env(WANDB_API_KEY="0" * 40, WANDB_BASE_URL="http://127.0.0.1:9", WANDB_SILENT="true")
     args = quickstart_args("fit", tmp_path, "--trainer.max_epochs", "1", "--trainer.logger.init_args.offline", "false")
+    started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "rnn_prune", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "logging offline instead" in done.stderr
+    notice = done.stderr.find(f"within {INIT_TIMEOUT_S:.0f} s")
+    assert 0 <= notice < done.stderr.find("logging offline instead"), "warned before the wait, not after"
+    assert time.monotonic() - started < INIT_TIMEOUT_S + 60  # not W&B's own 90 s
     runs = [run for run in find_offline_runs(tmp_path) if run.name.startswith("offline-run-")]
     assert len(runs) == 1  # (beside the failed online attempt's own directory)
     assert wait_until_complete(runs[0])
     assert any("val/acc" in row for row in read_history(runs[0]))
+
+
+@pytest.mark.slow
+def test_wandb_leaves_nothing_outside_the_root(tmp_path: Path) -> None:
+    """The README's promise: every output lands under default_root_dir. W&B's staging area
+    (~/.local/share/wandb), cache (~/.cache/wandb) and temporary media folders included."""
+    home, tmp, root = tmp_path / "home", tmp_path / "tmp", tmp_path / "root"
+    home.mkdir()
+    tmp.mkdir()
+    env = _clean_env(HOME=str(home), TMPDIR=str(tmp), WANDB_MODE="offline", WANDB_SILENT="true")
+    args = quickstart_args("fit", root, "--trainer.max_epochs", "1")
+    done = subprocess.run(
+        [sys.executable, "-m", "rnn_prune", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert find_offline_runs(root)
+    outside = [str(p) for base in (home, tmp) for p in base.rglob("*") if "wandb" in str(p.relative_to(base))]
+    assert not outside, f"W&B wrote outside default_root_dir: {outside}"

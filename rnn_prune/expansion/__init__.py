@@ -8,8 +8,14 @@ degrees and components — and how a recurrent layer unfolded in time connects p
 last hidden state.
 
 Modules:
-    :mod:`~rnn_prune.expansion.bipartite`: :func:`layer_expansion`, :class:`LayerExpansion`,
-        :func:`degrees`, :func:`ramanujan_bound`.
+    :mod:`~rnn_prune.expansion.bipartite`: :func:`layer_expansion`, :class:`LayerExpansion`.
+    :mod:`~rnn_prune.expansion.graph`: :class:`BipartiteGraph` (one mask, built once, shared parts
+        cached), :func:`degrees`, :func:`ramanujan_bound`.
+    :mod:`~rnn_prune.expansion.measures`: one function per measure, :data:`MEASURES` by name,
+        :func:`register_measure`, :data:`DEFAULT_MEASURES`.
+    :mod:`~rnn_prune.expansion.verdict`: the one Ramanujan rule (:func:`ramanujan_verdict`,
+        :func:`ramanujan_share`).
+    :mod:`~rnn_prune.expansion.components`: :func:`connected_components`, the one implementation.
     :mod:`~rnn_prune.expansion.spectral`: :func:`top_singular_values` (sparse, per component).
     :mod:`~rnn_prune.expansion.baseline`: :func:`random_bipartite` (same degree sequences).
     :mod:`~rnn_prune.expansion.network`: :func:`model_expansion` over the registry's graphs.
@@ -17,7 +23,10 @@ Modules:
 """
 
 from rnn_prune.expansion.baseline import random_bipartite
-from rnn_prune.expansion.bipartite import LayerExpansion, degrees, layer_expansion, ramanujan_bound
+from rnn_prune.expansion.bipartite import LayerExpansion, layer_expansion
+from rnn_prune.expansion.components import Components, connected_components
+from rnn_prune.expansion.graph import BipartiteGraph, degrees, ramanujan_bound
+from rnn_prune.expansion.measures import DEFAULT_MEASURES, MEASURES, register_measure
 from rnn_prune.expansion.network import model_expansion
 from rnn_prune.expansion.spectral import top_singular_values
 from rnn_prune.expansion.unfolded import (
@@ -27,13 +36,19 @@ from rnn_prune.expansion.unfolded import (
 )
 
 __all__ = [
+    "DEFAULT_MEASURES",
+    "MEASURES",
+    "BipartiteGraph",
+    "Components",
     "LayerExpansion",
     "UnfoldedExpansion",
     "degrees",
     "layer_expansion",
     "model_expansion",
+    "connected_components",
     "ramanujan_bound",
     "random_bipartite",
+    "register_measure",
     "top_singular_values",
     "unfolded_expansion",
     "unfolded_layer_expansion",

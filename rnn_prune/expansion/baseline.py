@@ -49,7 +49,7 @@ def same_degree_samples(
     ``rows`` index the right (output) side, ``cols`` the left (input) side, of an (out, in) matrix.
     """
     out_features, in_features = shape
-    edges = list(zip(cols.tolist(), (rows + in_features).tolist(), strict=True))
+    edges = np.column_stack([cols, rows.astype(np.int64) + in_features]).astype(np.int64)
     graph = igraph.Graph(n=in_features + out_features, edges=edges, directed=True)
     for _ in range(samples):
         if graph.ecount() >= 2:

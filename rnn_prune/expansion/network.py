@@ -7,6 +7,7 @@ from torch import nn
 from rnn_prune import registry
 from rnn_prune.expansion._inputs import check_bool, check_int
 from rnn_prune.expansion.bipartite import LayerExpansion, layer_expansion
+from rnn_prune.expansion.measures import check_measures
 
 
 def model_expansion(
@@ -14,6 +15,7 @@ def model_expansion(
     *,
     per_gate: bool = True,
     stacked: bool = True,
+    measures: list[str] | None = None,
     imdb: bool = True,
     random_samples: int = 0,
     seed: int = 0,
@@ -30,7 +32,8 @@ def model_expansion(
         model: any module; its ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` / ``nn.Linear`` are read.
         per_gate: one graph per gate (``lstm.l0.ih.forget_gate``).
         stacked: one graph per stacked weight (``lstm.l0.ih``); always on for gate-less weights.
-        imdb, random_samples, seed: passed to ``layer_expansion``.
+        measures, imdb, random_samples, seed: passed to ``layer_expansion`` (``measures``: the
+            names to compute, default :data:`~rnn_prune.expansion.DEFAULT_MEASURES`).
         include: ``fnmatch`` globs on graph names; only matching graphs are measured
             (default: all).
 
@@ -48,6 +51,8 @@ def model_expansion(
     per_gate = check_bool(per_gate, "per_gate")
     stacked = check_bool(stacked, "stacked")
     imdb = check_bool(imdb, "imdb")
+    if measures is not None:
+        measures = check_measures(measures)
     random_samples = check_int(random_samples, "random_samples", minimum=0)
     seed = check_int(seed, "seed", minimum=0)
     if include is not None and (
@@ -62,6 +67,7 @@ def model_expansion(
         out[graph.name] = layer_expansion(
             graph.mask_block(),
             graph.weight_block(),
+            measures=measures,
             imdb=imdb,
             random_samples=random_samples,
             seed=seed,

@@ -21,14 +21,15 @@ step whatever the masks say; ``self_loops=True`` adds those ``h_{t−1, j} → h
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-import igraph
 import numpy as np
 import scipy.sparse as sp
 from torch import nn
 
 from rnn_prune.expansion._inputs import as_mask, check_bool, check_int
+from rnn_prune.expansion.components import connected_components
 from rnn_prune.expansion.spectral import top_singular_values_of_edges
 from rnn_prune.masks import get_mask
 from rnn_prune.registry import prunable_weights
@@ -47,8 +48,9 @@ class UnfoldedExpansion:
         reachability: ``reachability[k]`` is the fraction of (input unit at step ``T − k``, hidden
             unit at step ``T``) pairs joined by a forward-in-time path, for lags ``k = 0 … T − 1``
             (lag 0 = the last step's own input, i.e. the density of the ``ih`` union).
-        num_components: connected components of the undirected unfolded graph (igraph; every
-            isolated node is a component of its own).
+        num_components: connected components of the undirected unfolded graph
+            (:func:`~rnn_prune.expansion.components.connected_components`; every isolated node is a
+            component of its own).
         largest_component: node count of the largest component.
         lambda1, mu: the two largest eigenvalues of the undirected unfolded graph's symmetric
             adjacency. The graph is bipartite (colour ``h_t`` by the parity of ``t`` and ``x_t``
@@ -63,9 +65,18 @@ class UnfoldedExpansion:
     lambda1: float
     mu: float
 
-    def as_dict(self) -> dict[str, float]:
-        """Scalars for loggers: ``reach@lag0`` … ``reach@lag{T−1}``, components, ``lambda1``, ``mu``."""
-        out = {f"reach@lag{k}": value for k, value in enumerate(self.reachability)}
+    def as_dict(self, lags: Iterable[int] | None = None) -> dict[str, float]:
+        """Scalars for loggers: ``reach@lag{k}``, components, ``lambda1``, ``mu``.
+
+        Args:
+            lags: the lags whose reachability is included (default: every lag ``0 … T − 1``); a
+                ``ValueError`` names one outside that range.
+        """
+        lags = range(self.steps) if lags is None else list(lags)
+        bad = [lag for lag in lags if not (isinstance(lag, int) and 0 <= lag < self.steps)]
+        if bad:
+            raise ValueError(f"lags {bad} lie outside [0, steps={self.steps})")
+        out = {f"reach@lag{k}": self.reachability[k] for k in lags}
         out.update(
             num_components=float(self.num_components),
             largest_component=float(self.largest_component),
@@ -102,15 +113,14 @@ def unfolded_layer_expansion(
         h = h | np.eye(hidden, dtype=bool)
 
     reach = _reachability(x, h, steps)
-    ih_edges, hh_edges = np.nonzero(x), np.nonzero(h)
-    num_components, largest, membership = _components(ih_edges, hh_edges, inputs, hidden, steps)
-    src, dst = _unfolded_edges(ih_edges, hh_edges, inputs, hidden, steps)
-    lambda1, mu = _bipartite_spectrum(src, dst, inputs, hidden, steps, membership)
+    src, dst = _unfolded_edges(np.nonzero(x), np.nonzero(h), inputs, hidden, steps)
+    components = connected_components(src, dst, steps * (inputs + hidden))
+    lambda1, mu = _bipartite_spectrum(src, dst, inputs, hidden, steps, components.labels)
     return UnfoldedExpansion(
         steps=steps,
         reachability=reach,
-        num_components=num_components,
-        largest_component=largest,
+        num_components=components.num,
+        largest_component=components.largest,
         lambda1=float(lambda1),
         mu=float(mu),
     )
@@ -151,34 +161,6 @@ def _unfolded_edges(ih: Edges, hh: Edges, inputs: int, hidden: int, steps: int) 
     t = t[1:]
     src_hh, dst_hh = (t - block + inputs + hh[1]).ravel(), (t + inputs + hh[0]).ravel()
     return np.concatenate([src_ih, src_hh]), np.concatenate([dst_ih, dst_hh])
-
-
-def _spanning_forest(rows: np.ndarray, cols: np.ndarray, num_cols: int, num_rows: int) -> np.ndarray:
-    """Indices of the edges ``cols[e] — num_cols + rows[e]`` that form a spanning forest (igraph)."""
-    graph = igraph.Graph(n=num_cols + num_rows, edges=_pairs(cols, num_cols + rows))
-    return np.asarray(graph.spanning_tree(return_tree=False), dtype=np.int64)
-
-
-def _pairs(src: np.ndarray, dst: np.ndarray) -> list[tuple[int, int]]:
-    return list(zip(src.tolist(), dst.tolist(), strict=True))
-
-
-def _components(ih: Edges, hh: Edges, inputs: int, hidden: int, steps: int) -> tuple[int, int, np.ndarray]:
-    """Components of the undirected unfolded graph: count, largest size, label of every node.
-
-    Every copy of the ``ih`` (``hh``) graph is replaced by a copy of one spanning forest of it:
-    the two endpoints of any dropped edge stay joined through the forest of the same copy, so the
-    components are unchanged, and igraph sees at most ``T·(in + 2·hidden)`` edges instead of
-    ``T·|ih| + (T − 1)·|hh|``.
-    """
-    ih_forest = _spanning_forest(*ih, inputs, hidden)
-    hh_forest = _spanning_forest(*hh, hidden, hidden)
-    src, dst = _unfolded_edges(
-        (ih[0][ih_forest], ih[1][ih_forest]), (hh[0][hh_forest], hh[1][hh_forest]), inputs, hidden, steps
-    )
-    parts = igraph.Graph(n=steps * (inputs + hidden), edges=_pairs(src, dst)).connected_components()
-    sizes = parts.sizes()
-    return len(sizes), max(sizes, default=0), np.asarray(parts.membership, dtype=np.int64)
 
 
 def _bipartite_spectrum(

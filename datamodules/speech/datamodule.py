@@ -1,10 +1,8 @@
-"""Google Speech Commands v0.02: one-second spoken words as sequences of MFCC or log-mel frames.
+"""``SpeechCommandsDataModule``: Speech Commands v0.02 as sequences of MFCC or log-mel frames.
 
 The data set (105,829 clips of 35 words by 2,618 speakers, 16 kHz) is found, split and downloaded
 by ``torchaudio.datasets.SPEECHCOMMANDS`` under ``<data_dir>/SpeechCommands/speech_commands_v0.02/``
 with its official ``validation_list.txt`` / ``testing_list.txt`` (training = every other clip).
-The clips themselves are read with ``soundfile``: torchaudio 2.11 loads audio only through
-TorchCodec (and FFmpeg), which this package does not require.
 
 Labels (``labels``):
 
@@ -15,10 +13,9 @@ Labels (``labels``):
   offsets). Unknown words are kept, not subsampled, so ``_unknown_`` is the largest class.
 
 Features: each clip is zero-padded or cut to 1 s (16,000 samples), scaled to [-1, 1), and turned
-into 40 (``n_features``) MFCCs (over ``max(40, n_features)`` mel bands, dB scale with an 80 dB floor
-per clip) or log-mel energies (``log(mel + 1e-6)``) with 25 ms windows (``n_fft = win_length =
-400``) every 10 ms (``hop_length = 160``), centred: 101 frames. Every coefficient is then
-standardised with its mean and standard deviation over all frames of the *clean training* clips.
+into ``n_features`` MFCCs or log-mel energies per 10 ms frame (101 frames, see
+:mod:`datamodules.speech.features`). Every coefficient is then standardised with its mean and
+standard deviation over all frames of the *clean training* clips.
 
 Noise: ``train_snr_db=(low, high)`` mixes a random one-second cut of a random
 ``_background_noise_`` recording into every training clip at an SNR drawn uniformly from
@@ -31,8 +28,10 @@ Cache (``<data_dir>/SpeechCommands/cache/``): reading 100k wav files and computi
 minutes on a few cores, so each split's clean waveforms (int16, 32 kB a clip) and its features
 (float32) are written once as ``.npy`` files named by a hash of everything they depend on (the
 clip list, including the silence cuts, and the feature settings; for noisy test sets also the SNR,
-the seed and the noise files) and memory-mapped afterwards. Noisy *training* features cannot be
-cached (fresh noise every epoch): the training loader then serves cached waveforms, and its
+the seed and the noise files) and memory-mapped afterwards. ``prepare_data`` (one process per
+node under DDP) fills the whole cache; ``setup`` then only maps it (and fills what is missing when
+the module is used by hand without ``prepare_data``). Noisy *training* features cannot be cached
+(fresh noise every epoch): the training loader then serves cached waveforms, and its
 ``collate_fn`` mixes noise and computes features batch by batch (in the DataLoader workers). A full
 v0.02 cache takes about 3.4 GB of waveforms plus 1.7 GB of features per feature setting. Files
 are matched by name, not content: delete the cache folder after changing wav files in place.
@@ -40,30 +39,34 @@ are matched by name, not content: delete the cache folder after changing wav fil
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 import lightning as L
 import numpy as np
-import soundfile
 import torch
-import torchaudio
-from torch import Tensor, nn
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchaudio.datasets import SPEECHCOMMANDS
 
 from datamodules._common import check_choice, check_loader_args, make_loader, require_files
+from datamodules.speech.audio import CLIP_SAMPLES, NOISE_FOLDER, URL, check_listed_clips, read_clip, read_noise
+from datamodules.speech.cache import cache_path, cached_array, remove_stale_temporaries
+from datamodules.speech.features import (
+    FEATURES,
+    HOP_LENGTH,
+    N_FFT,
+    SEQ_LEN,
+    WIN_LENGTH,
+    SpeechFeatures,
+    check_n_features,
+)
+from datamodules.speech.noise import NoisyFeatureBatches, fixed_noise_cuts, mix_at_snr, stable_int
+from rnn_prune.keys import snr_suffix
 
-SAMPLE_RATE = 16_000
-CLIP_SAMPLES = SAMPLE_RATE  # every clip is padded or cut to one second
-N_FFT = WIN_LENGTH = 400  # 25 ms
-HOP_LENGTH = 160  # 10 ms
-SEQ_LEN = 1 + CLIP_SAMPLES // HOP_LENGTH  # 101 centred frames
 WORDS = (
     "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward", "four",
     "go", "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one", "right",
@@ -71,81 +74,11 @@ WORDS = (
 )  # fmt: skip
 KWS12_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 UNKNOWN, SILENCE = "_unknown_", "_silence_"
-NOISE_FOLDER = "_background_noise_"
-URL = "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
 LABEL_SETS = ("all", "kws12")
-FEATURES = ("mfcc", "logmel")
 _SUBSETS = {"train": "training", "val": "validation", "test": "testing"}
+_LIST_FILES = {"val": "validation_list.txt", "test": "testing_list.txt"}
 _CACHE_VERSION = 1
 _CHUNK = 256  # clips per feature-extraction batch when filling the cache
-
-
-def mix_at_snr(clean: Tensor, noise: Tensor, snr_db: float | Tensor) -> Tensor:
-    r"""``clean + g * noise`` with the gain ``g`` set so the mix has exactly ``snr_db``.
-
-    .. math:: 10 \log_{10} \frac{\operatorname{mean}(clean^2)}{\operatorname{mean}((g \cdot noise)^2)}
-              = \mathrm{snr\_db}
-
-    Args:
-        clean: signals ``(..., L)``.
-        noise: noise of the same shape.
-        snr_db: one SNR in dB, or one per signal (shape ``clean.shape[:-1]``).
-
-    Returns the mixes, shape ``(..., L)``. A signal or noise of zero power is returned unchanged.
-
-    >>> clean = torch.tensor([[1.0, -1.0, 1.0, -1.0]])
-    >>> noisy = mix_at_snr(clean, torch.tensor([[0.5, 0.5, -0.5, 0.1]]), 20.0)
-    >>> round(10 * math.log10(clean.pow(2).sum() / (noisy - clean).pow(2).sum()), 4)
-    20.0
-    """
-    snr = torch.as_tensor(snr_db, dtype=clean.dtype, device=clean.device)
-    p_clean = clean.pow(2).mean(-1)
-    p_noise = noise.pow(2).mean(-1)
-    gain = torch.sqrt(p_clean / (p_noise * 10.0 ** (snr / 10.0)))
-    gain = torch.where((p_clean > 0) & (p_noise > 0), gain, torch.zeros_like(gain))
-    return clean + gain.unsqueeze(-1) * noise
-
-
-def read_clip(path: str | Path) -> np.ndarray:
-    """One Speech Commands wav file as 16,000 int16 samples (zero-padded or cut at the end)."""
-    data, rate = soundfile.read(path, dtype="int16", always_2d=True)
-    if rate != SAMPLE_RATE:
-        raise ValueError(f"{path}: sample rate {rate} Hz, expected {SAMPLE_RATE} Hz")
-    clip = np.zeros(CLIP_SAMPLES, dtype=np.int16)
-    n = min(len(data), CLIP_SAMPLES)
-    clip[:n] = data[:n, 0]
-    return clip
-
-
-class SpeechFeatures(nn.Module):
-    """Waveforms ``(B, 16000)`` in [-1, 1) → features ``(B, 101, n_features)`` (see the module doc).
-
-    The transform sees ``(B, 1, 16000)``: with a 4-D spectrogram torchaudio's ``AmplitudeToDB``
-    applies its 80 dB floor per clip; with 3-D input it would use one floor for the whole batch,
-    making a clip's MFCCs depend on its batch-mates.
-    """
-
-    def __init__(self, kind: Literal["mfcc", "logmel"] = "mfcc", n_features: int = 40) -> None:
-        super().__init__()
-        check_choice("features", kind, FEATURES)
-        if n_features <= 0:
-            raise ValueError(f"n_features={n_features!r} must be positive")
-        self.kind = kind
-        mel = {"n_fft": N_FFT, "win_length": WIN_LENGTH, "hop_length": HOP_LENGTH}
-        if kind == "mfcc":
-            self.transform = torchaudio.transforms.MFCC(
-                SAMPLE_RATE, n_mfcc=n_features, melkwargs={**mel, "n_mels": max(40, n_features)}
-            )
-        else:
-            self.transform = torchaudio.transforms.MelSpectrogram(
-                SAMPLE_RATE, n_mels=n_features, **mel
-            )
-
-    def forward(self, waveform: Tensor) -> Tensor:
-        spec = self.transform(waveform.unsqueeze(1))  # (B, 1, F, T)
-        if self.kind == "logmel":
-            spec = torch.log(spec + 1e-6)
-        return spec.squeeze(1).transpose(1, 2).contiguous()
 
 
 class _Arrays(Dataset):
@@ -166,60 +99,23 @@ class _Arrays(Dataset):
         return x, self.labels[index]
 
 
-class _NoisyFeatureBatches:
-    """``collate_fn`` of the noisy training loader: int16 clips → mixed → standardised features.
-
-    The noise cut, its recording and the SNR are drawn from torch's RNG (seeded by Lightning, and
-    per worker by the DataLoader), so every epoch sees fresh noise.
-    """
-
-    def __init__(
-        self,
-        noise: Sequence[Tensor],
-        snr_db: tuple[float, float],
-        features: SpeechFeatures,
-        mean: Tensor,
-        std: Tensor,
-    ) -> None:
-        self.noise, self.snr_db, self.features = list(noise), snr_db, features
-        self.mean, self.std = mean, std
-
-    def mix(self, waves: Tensor) -> Tensor:
-        cuts = []
-        for i in torch.randint(len(self.noise), (len(waves),)).tolist():
-            start = int(torch.randint(len(self.noise[i]) - CLIP_SAMPLES + 1, ()))
-            cuts.append(self.noise[i][start : start + CLIP_SAMPLES])
-        snr = torch.empty(len(waves)).uniform_(*self.snr_db)
-        return mix_at_snr(waves, torch.stack(cuts), snr)
-
-    def __call__(self, batch: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
-        waves = torch.stack([w for w, _ in batch]).float() / 32768.0
-        labels = torch.stack([y for _, y in batch])
-        with torch.no_grad():
-            x = self.features(self.mix(waves))
-        return (x - self.mean) / self.std, labels
-
-
-def _stable_int(text: str) -> int:
-    """A 64-bit integer from ``text``, the same in every process (unlike ``hash``)."""
-    return int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "little")
-
-
 class SpeechCommandsDataModule(L.LightningDataModule):
     """Speech Commands v0.02 as ``(batch, 101, n_features)`` float32 frames with int64 labels.
 
     Splits, labels, features, normalisation, noise and the on-disk cache are described in the
     module docstring. ``test`` runs one loader per entry of ``test_suffixes``: ``""`` (clean), then
     ``"@<snr>dB"`` for each of ``test_snrs``, so the model logs ``test/acc``, ``test/acc@20dB``, …
+    ``test_snrs_db`` gives the SNR of each of those loaders (``None`` for the clean one), for
+    plots of accuracy against SNR.
 
     Args:
         data_dir: directory holding (or receiving) ``SpeechCommands/speech_commands_v0.02/``; the
             feature cache goes to ``SpeechCommands/cache/`` beside it.
+        labels: ``"all"`` (35 words) or ``"kws12"`` (10 words + unknown + silence).
         batch_size: samples per batch.
         num_workers: DataLoader workers (they also compute the noisy training features).
         download: let ``prepare_data`` download and unpack the 2.3 GB archive when the folder is
             missing (as torchaudio does).
-        labels: ``"all"`` (35 words) or ``"kws12"`` (10 words + unknown + silence).
         features: ``"mfcc"`` or ``"logmel"``.
         n_features: MFCC coefficients or mel bands per frame.
         silence_fraction: with ``labels="kws12"``, ``_silence_`` clips per split as a share of its
@@ -237,10 +133,11 @@ class SpeechCommandsDataModule(L.LightningDataModule):
     def __init__(
         self,
         data_dir: str = "data",
+        *,
+        labels: Literal["all", "kws12"] = "all",
         batch_size: int = 256,
         num_workers: int = 0,
         download: bool = True,
-        labels: Literal["all", "kws12"] = "all",
         features: Literal["mfcc", "logmel"] = "mfcc",
         n_features: int = 40,
         silence_fraction: float = 0.1,
@@ -252,8 +149,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         check_loader_args(batch_size, num_workers)
         check_choice("labels", labels, LABEL_SETS)
         check_choice("features", features, FEATURES)
-        if n_features <= 0:
-            raise ValueError(f"n_features={n_features!r} must be positive")
+        check_n_features(n_features)
         if not (silence_fraction >= 0 and math.isfinite(silence_fraction)):
             raise ValueError(f"silence_fraction={silence_fraction!r} must be a finite number >= 0")
         if train_snr_db is not None:
@@ -265,7 +161,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         test_snrs = [float(s) for s in test_snrs or []]
         if not all(map(math.isfinite, test_snrs)):
             raise ValueError(f"test_snrs={test_snrs!r} must be finite dB values")
-        if len({f"{snr:g}" for snr in test_snrs}) != len(test_snrs):  # one metric suffix each
+        if len({snr_suffix(snr) for snr in test_snrs}) != len(test_snrs):  # one metric suffix each
             raise ValueError(f"test_snrs={test_snrs!r} repeats an SNR")
         if seed < 0:
             raise ValueError(f"seed={seed!r} must be >= 0")
@@ -289,7 +185,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         self._noise: dict[str, np.ndarray] = {}
         self._collate: Callable | None = None
 
-    # ---- what the model and the CLI read -------------------------------------------------------
+    # ---- what the model, the CLI and the study read --------------------------------------------
     @property
     def input_size(self) -> int:
         return self.n_features
@@ -306,7 +202,16 @@ class SpeechCommandsDataModule(L.LightningDataModule):
     @property
     def test_suffixes(self) -> list[str]:
         """One metric suffix per test loader: ``""`` (clean), then ``"@<snr>dB"`` per SNR."""
-        return ["", *(f"@{snr:g}dB" for snr in self.test_snrs)]
+        return ["", *(snr_suffix(snr) for snr in self.test_snrs)]
+
+    @property
+    def test_snrs_db(self) -> list[float | None]:
+        """The SNR in dB of each test loader, in the order of ``test_suffixes``; None: clean.
+
+        ``dict(zip(dm.test_suffixes, dm.test_snrs_db))`` maps each ``test/acc<suffix>`` key (built
+        with ``rnn_prune.keys.test_acc``) to the SNR it was measured at.
+        """
+        return [None, *self.test_snrs]
 
     @property
     def root(self) -> Path:
@@ -318,19 +223,28 @@ class SpeechCommandsDataModule(L.LightningDataModule):
 
     # ---- Lightning hooks -----------------------------------------------------------------------
     def prepare_data(self) -> None:
+        """Download (if asked), then fill the whole cache once, in one process per node.
+
+        Lightning calls this on local rank 0 only and makes the other ranks wait, so under DDP the
+        wav files are read and the features computed once, not once per rank.
+        """
         if self.download:  # subset="validation" reads one list instead of globbing 100k files
             SPEECHCOMMANDS(self.data_dir, download=True, subset="validation")
+        self._require_tree()
+        for path in remove_stale_temporaries(self.cache_dir):
+            rank_zero_info(f"removed {path}, left by an interrupted cache fill")
+        self._load_noise()
+        for split in ("train", "val", "test"):
+            sources, _ = self._clips(split)
+            waves, key = self._waveforms(split, sources)
+            for snr in [None, *(self.test_snrs if split == "test" else [])]:
+                features, feature_key = self._features(split, sources, waves, key, snr=snr)
+                if split == "train":
+                    self._stats(features, feature_key)
 
     def setup(self, stage: str | None = None) -> None:
-        require_files(
-            [self.root / "validation_list.txt", self.root / "testing_list.txt"],
-            dataset="Speech Commands v0.02",
-            root=Path(self.data_dir),
-            download=self.download,
-            source=URL,
-        )
-        if self.labels == "kws12" or self.train_snr_db is not None or self.test_snrs:
-            self._load_noise()
+        self._require_tree()
+        self._load_noise()
         build_train = stage in (None, "fit") and "train" not in self.splits
         if self.mean is None or build_train:
             # Standardisation needs the clean training features whatever the stage.
@@ -344,15 +258,18 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             else:
                 self.splits["train"] = _Arrays(waves, labels)
                 noise = [torch.from_numpy(n / np.float32(32768)) for n in self._noise.values()]
-                self._collate = _NoisyFeatureBatches(
+                self._collate = NoisyFeatureBatches(
                     noise, self.train_snr_db, self.extractor, self.mean, self.std
                 )
         if stage in (None, "fit", "validate") and "val" not in self.splits:
-            self.splits["val"] = self._clean_set("val")
+            sources, labels = self._clips("val")
+            waves, key = self._waveforms("val", sources)
+            features, _ = self._features("val", sources, waves, key)
+            self.splits["val"] = _Arrays(features, labels, self.mean, self.std)
         if stage in (None, "test", "predict") and not self.test_sets:
             sources, labels = self._clips("test")
             waves, key = self._waveforms("test", sources)
-            for snr in [None, *self.test_snrs]:
+            for snr in self.test_snrs_db:
                 features, _ = self._features("test", sources, waves, key, snr=snr)
                 self.test_sets.append(_Arrays(features, labels, self.mean, self.std))
 
@@ -379,6 +296,15 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         return make_loader(dataset, batch_size=self.batch_size, num_workers=self.num_workers)
 
     # ---- clips, labels, noise ------------------------------------------------------------------
+    def _require_tree(self) -> None:
+        require_files(
+            [self.root / name for name in _LIST_FILES.values()],
+            dataset="Speech Commands v0.02",
+            root=Path(self.data_dir),
+            download=self.download,
+            source=URL,
+        )
+
     def _label(self, word: str) -> int:
         classes = self.classes
         if word in classes:
@@ -398,8 +324,10 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             relpath, _, word, _, _ = dataset.get_metadata(n)
             sources.append(Path(*Path(relpath).parts[1:]).as_posix())  # drop speech_commands_v0.02
             labels.append(self._label(word))
+        if split in _LIST_FILES:
+            check_listed_clips(self.root, _LIST_FILES[split], sources)
         if self.labels == "kws12":
-            rng = np.random.default_rng([self.seed, _stable_int(f"silence/{split}")])
+            rng = np.random.default_rng([self.seed, stable_int(f"silence/{split}")])
             names = sorted(self._noise)
             for _ in range(round(self.silence_fraction * len(sources))):
                 name = names[rng.integers(len(names))]
@@ -411,22 +339,16 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         return sources, np.asarray(labels, dtype=np.int64)
 
     def _load_noise(self) -> None:
-        if self._noise:
+        """Read the background noise once, when the labels or the noise settings need it."""
+        needed = self.labels == "kws12" or self.train_snr_db is not None or self.test_snrs
+        if self._noise or not needed:
             return
-        files = sorted((self.root / NOISE_FOLDER).glob("*.wav"))
-        if not files:
+        self._noise = read_noise(self.root / NOISE_FOLDER)
+        if not self._noise:
             raise FileNotFoundError(
                 f"no {NOISE_FOLDER}/*.wav under {self.root}: labels='kws12', train_snr_db and "
                 f"test_snrs need Speech Commands' background noise recordings (in {URL})"
             )
-        for path in files:
-            data, rate = soundfile.read(path, dtype="int16", always_2d=True)
-            if rate != SAMPLE_RATE:
-                raise ValueError(f"{path}: sample rate {rate} Hz, expected {SAMPLE_RATE} Hz")
-            noise = data[:, 0]
-            if len(noise) < CLIP_SAMPLES:  # loop recordings shorter than a clip
-                noise = np.resize(noise, CLIP_SAMPLES)
-            self._noise[path.name] = noise
 
     def _read(self, source: str) -> np.ndarray:
         if source.startswith(NOISE_FOLDER + "/"):
@@ -434,42 +356,17 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             return self._noise[name][int(start) : int(start) + CLIP_SAMPLES]
         return read_clip(self.root / source)
 
-    def _test_noise(self, sources: Sequence[str]) -> Tensor:
-        """One fixed noise cut per clip, from a generator seeded by ``seed`` and the clip's path."""
-        names = sorted(self._noise)
-        cuts = []
-        for source in sources:
-            rng = np.random.default_rng([self.seed, _stable_int(source)])
-            noise = self._noise[names[rng.integers(len(names))]]
-            start = int(rng.integers(len(noise) - CLIP_SAMPLES + 1))
-            cuts.append(noise[start : start + CLIP_SAMPLES])
-        return torch.from_numpy(np.stack(cuts).astype(np.float32) / 32768.0)
+    def _test_noise(self, sources: list[str]) -> Tensor:
+        """One fixed noise cut per clip (see :func:`~datamodules.speech.noise.fixed_noise_cuts`)."""
+        return fixed_noise_cuts(self._noise, sources, self.seed)
 
     # ---- the cache -----------------------------------------------------------------------------
     def _cached(
         self, name: str, key: dict, shape: tuple[int, ...], dtype: type, fill: Callable
     ) -> tuple[np.ndarray, str]:
-        """Memory-map ``<cache_dir>/<name>-<hash of key>.npy``, running ``fill(array)`` on a miss.
-
-        The file is written under a temporary name and renamed, so a crash or a second process
-        (DDP ranks each run ``setup``) never leaves a half-written file under the final name.
-        """
-        digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-        path = self.cache_dir / f"{name}-{digest}.npy"
-        if not path.exists():
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npy")
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
-            try:
-                fill(out)
-                out.flush()
-            except BaseException:
-                del out
-                tmp.unlink(missing_ok=True)  # no multi-GB leftovers from an interrupted fill
-                raise
-            del out
-            os.replace(tmp, path)
-        return np.load(path, mmap_mode="r"), digest
+        """Memory-map ``<cache_dir>/<name>-<hash of key>.npy``, running ``fill(array)`` on a miss."""
+        path = cache_path(self.cache_dir, name, key)
+        return cached_array(path, shape, dtype, fill), path.stem.rsplit("-", 1)[1]
 
     def _waveforms(self, split: str, sources: list[str]) -> tuple[np.ndarray, str]:
         def fill(out: np.ndarray) -> None:
@@ -506,7 +403,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             "seed": None if snr is None else self.seed,
             "noise": None if snr is None else sorted(self._noise),
         }
-        tag = f"{split}-{self.features}{self.n_features}" + ("" if snr is None else f"@{snr:g}dB")
+        tag = f"{split}-{self.features}{self.n_features}" + ("" if snr is None else snr_suffix(snr))
         shape = (len(waves), SEQ_LEN, self.n_features)
         return self._cached(tag, key, shape, np.float32, fill)
 
@@ -529,9 +426,3 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         stats, _ = self._cached("train-stats", {"features": feature_key}, shape, np.float64, fill)
         std = np.where(stats[1] > 0, stats[1], 1.0)
         return torch.tensor(stats[0], dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
-
-    def _clean_set(self, split: str) -> _Arrays:
-        sources, labels = self._clips(split)
-        waves, key = self._waveforms(split, sources)
-        features, _ = self._features(split, sources, waves, key)
-        return _Arrays(features, labels, self.mean, self.std)

@@ -1,0 +1,9 @@
+"""``python -m rnn_prune.study``: a grid of pruning runs that answers whether accuracy follows expansion.
+
+- :mod:`~rnn_prune.study.grid`: the cells (sparsity × criterion × guard × seed) and their names;
+- :mod:`~rnn_prune.study.runner`: each cell as ``python -m rnn_prune fit`` then ``test`` processes,
+  resumable, several at a time;
+- :mod:`~rnn_prune.study.results`: a cell's ``result.json`` and ``study.csv``;
+- :mod:`~rnn_prune.study.stats`: Spearman, rank partial correlation, break points;
+- :mod:`~rnn_prune.study.figures` and :mod:`~rnn_prune.study.summary`: PNGs and ``summary.md``.
+"""

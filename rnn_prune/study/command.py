@@ -1,0 +1,87 @@
+"""The command line of ``python -m rnn_prune.study``; see the README section "Running the study".
+
+Arguments it does not know are fit overrides handed to every cell's ``python -m rnn_prune fit``
+and ``test`` (``--trainer.max_epochs 8``, ``--data.batch_size 256``, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rnn_prune.study.grid import build_grid
+from rnn_prune.study.runner import Study, cell_status
+from rnn_prune.study.summary import build_outputs
+
+__all__ = ["main"]
+
+log = logging.getLogger("rnn_prune.study")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m rnn_prune.study",
+        description="Run a sparsity × criterion × guard × seed grid of fits of one config, resumably, "
+        "then write study.csv, summary.md and figures. Unknown --key value pairs are fit overrides.",
+    )
+    parser.add_argument("--config", required=True, help="the LightningCLI YAML every cell fits")
+    parser.add_argument("--sparsity", type=float, nargs="+", required=True, help="target sparsities; 0 = dense")
+    parser.add_argument("--criterion", nargs="+", default=["magnitude"], help="pruning criteria (default magnitude)")
+    parser.add_argument("--guard", nargs="+", default=["none"], help="guards: none, ramanujan (default none)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seed_everything values (default 0)")
+    parser.add_argument("--out", type=Path, required=True, help="study folder: runs/<cell>/, study.csv, summary.md")
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="cells at a time: one GPU each if there are GPUs, else cores/N threads each")  # fmt: skip
+    parser.add_argument("--cell-index", type=int, default=None,
+                        help="run only cell K of --list (e.g. $SLURM_ARRAY_TASK_ID)")  # fmt: skip
+    parser.add_argument("--list", action="store_true", help="print the cells with their index and status, run none")
+    parser.add_argument("--report-only", action="store_true", help="only rebuild study.csv, summary.md and figures")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the study; exit code 0, 1 when a cell failed, 2 for bad arguments."""
+    parser = _parser()
+    args, overrides = parser.parse_known_args(argv)
+    if overrides and not overrides[0].startswith("--"):
+        parser.error(f"unrecognised argument {overrides[0]!r}: fit overrides are --key value pairs")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("study: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        try:
+            cells = build_grid(args.config, args.sparsity, args.criterion, args.guard, args.seeds)
+            study = Study.prepare(args.config, args.out, overrides)
+        except ValueError as err:
+            parser.error(str(err))
+        if args.cell_index is not None and not 0 <= args.cell_index < len(cells):
+            parser.error(f"--cell-index {args.cell_index}: the grid has cells 0 to {len(cells) - 1} (see --list)")
+        if args.list:
+            for index, cell in enumerate(cells):
+                print(f"{index}\t{cell_status(study.cell_dir(cell))}\t{cell.name}")
+            return 0
+        if study.schedule_note:
+            log.info("%s", study.schedule_note)
+        chosen = cells if args.cell_index is None else [cells[args.cell_index]]
+        errors: list[str] = []
+        if not args.report_only:
+            start = time.monotonic()
+            errors = study.run(chosen, parallel=args.parallel)
+            log.info("ran the grid's unfinished cells in %.0f s", time.monotonic() - start)
+        try:
+            for path in build_outputs(args.out):
+                print(path)
+        except ValueError as err:
+            log.error("%s", err)
+            return 1
+        if errors:
+            log.error("%d cell(s) failed (rerun the same command to retry them): %s", len(errors), "; ".join(errors))
+            return 1
+        return 0
+    finally:
+        log.removeHandler(handler)

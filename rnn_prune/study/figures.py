@@ -1,0 +1,188 @@
+"""The study's figures: final results per cell on a sparsity axis, from ``study.csv``'s rows.
+
+Every figure puts target sparsity on a log scale of density (1 − sparsity), so 0.9, 0.99 and
+0.995 are spread out instead of crowded against 1, and labels the ticks with the sparsity. The
+dense cells are a horizontal reference line (with their spread over seeds), never a panel of
+their own. Each criterion × guard is one line: the mean over seeds, a band of ±1 standard deviation.
+Built with ``matplotlib.figure.Figure`` (never pyplot), as the report's figures are; the speech
+figure reuses the report's ``accuracy_vs_snr``, and the axes its density helpers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from rnn_prune import keys
+from rnn_prune.report import (
+    RunData,
+    SkipFigure,
+    density,
+    plot_vs_density,
+    reference_line,
+    set_density_axis,
+)
+from rnn_prune.report.plots import accuracy_vs_snr as report_accuracy_vs_snr
+from rnn_prune.study import stats
+from rnn_prune.study.grid import DENSE
+from rnn_prune.study.results import snr_columns
+
+__all__ = ["FIGURES", "SkipFigure"]
+
+Rows = Sequence[Mapping[str, Any]]
+
+
+def _dense_reference(ax: Axes, rows: Rows, column: str, label: str) -> None:
+    values = [r[column] for r in rows if r.get("kind") == DENSE and _finite(r.get(column))]
+    if not values:
+        return
+    reference_line(ax, float(np.mean(values)), label=label, color="black", linestyle="--")
+    if len(values) > 1:
+        ax.axhspan(min(values), max(values), color="black", alpha=0.08, linewidth=0)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _plot_lines(ax: Axes, found: list[stats.Line], mark: Callable[[stats.Line], float | None], mark_label: str) -> None:
+    """Each line's mean over seeds, a ±1 standard deviation band, and an ``X`` at its break point."""
+    marks = []
+    for line in found:
+        xs, mean, std = line.summary()
+        drawn = plot_vs_density(ax, xs, mean, spread=std if (std > 0).any() else None, label=line.label)
+        if (at := mark(line)) is not None:
+            marks.append((at, mean[list(xs).index(at)], drawn.get_color()))
+    style = {"marker": "X", "markersize": 12, "markeredgecolor": "black", "linestyle": "none"}
+    for at, y, color in marks:  # after the lines, so the legend lists the marker last
+        ax.plot(density(at), y, color=color, **style)
+    if marks:  # one grey legend entry for the markers of every colour
+        ax.plot([], [], color="lightgrey", label=mark_label, **style)
+    set_density_axis(ax, sorted({s for line in found for s in line.points}))
+    ax.grid(alpha=0.3)
+
+
+def accuracy_vs_sparsity(rows: Rows) -> Figure:
+    """Test accuracy of every criterion × guard against sparsity, dense as reference, breaks marked."""
+    found = stats.lines(rows, "test_acc")
+    if not found:
+        raise SkipFigure("no pruned cell has a test accuracy")
+    reference, _ = stats.accuracy_drops(rows)
+    figure = Figure(figsize=(7, 4.8), layout="constrained")
+    ax = figure.subplots()
+    _dense_reference(ax, rows, "test_acc", "dense (sparsity 0)")
+
+    def accuracy_break(line: stats.Line) -> float | None:
+        xs, mean, _ = line.summary()
+        return None if reference is None else stats.break_point(xs, mean, reference - stats.ACCURACY_BREAK)
+
+    _plot_lines(ax, found, accuracy_break, f"accuracy break (> {stats.ACCURACY_BREAK * 100:g} point below dense)")
+    ax.set_ylabel("test accuracy of the final model")
+    ax.set_title("Test accuracy of the final model against sparsity\n(mean over seeds, band: ±1 sd)")
+    ax.legend(fontsize="small")
+    return figure
+
+
+def expansion_vs_sparsity(rows: Rows) -> Figure:
+    """Ramanujan share and min Δr at the final epoch against sparsity, the expansion break marked."""
+    panels = [(column, found) for column in ("ramanujan_share", "min_delta_r") if (found := stats.lines(rows, column))]
+    if not panels:
+        raise SkipFigure("no pruned cell has a Ramanujan share or a min Δr")
+    figure = Figure(figsize=(7, 3.6 * len(panels)), layout="constrained")
+    axes = figure.subplots(len(panels), 1, sharex=True, squeeze=False).ravel()
+    titles = {"ramanujan_share": "share of Ramanujan graphs\n(among graphs with a verdict)",
+              "min_delta_r": "min Δr over graphs"}  # fmt: skip
+    for ax, (column, found) in zip(axes, panels, strict=True):
+        _dense_reference(ax, rows, column, "dense (sparsity 0)")
+
+        def expansion_break(line: stats.Line, column: str = column) -> float | None:
+            if column != "ramanujan_share":
+                return None
+            xs, mean, _ = line.summary()
+            return stats.break_point(xs, mean, 1.0)
+
+        _plot_lines(ax, found, expansion_break, "expansion break (share < 1)")
+        if column == "min_delta_r":
+            ax.axhline(0.0, color="grey", linewidth=0.8)
+        ax.set_ylabel(titles[column])
+        ax.legend(fontsize="small")
+    for ax in axes[:-1]:  # one shared x-axis label, under the last panel
+        ax.set_xlabel("")
+        figure.suptitle("Expansion of the final model against sparsity\n(mean over seeds, band: ±1 sd)")
+    return figure
+
+
+def _mean_at(rows: Rows, criterion: str, guard: str) -> dict[float, float]:
+    found = [line for line in stats.lines(rows, "test_acc") if (line.criterion, line.guard) == (criterion, guard)]
+    return {s: float(np.mean(v)) for s, v in found[0].points.items()} if found else {}
+
+
+def pairwise_differences(rows: Rows) -> Figure:
+    """Magnitude minus random, and guarded minus unguarded, test accuracy at equal sparsity."""
+    criteria = sorted({str(r["criterion"]) for r in rows if r.get("kind") != DENSE})
+    guards = sorted({str(r["guard"]) for r in rows if r.get("kind") != DENSE})
+    panels = []
+    if {"magnitude", "random"} <= set(criteria):
+        pairs = [(f"guard {g}", _mean_at(rows, "magnitude", g), _mean_at(rows, "random", g)) for g in guards]
+        panels.append(("magnitude − random", pairs))
+    if {"none", "ramanujan"} <= set(guards):
+        pairs = [(c, _mean_at(rows, c, "ramanujan"), _mean_at(rows, c, "none")) for c in criteria]
+        panels.append(("guarded − unguarded", pairs))
+    drawn = []
+    for title, pairs in panels:
+        series = []
+        for label, first, second in pairs:
+            common = sorted(set(first) & set(second))
+            if common:
+                series.append((label, np.array(common), np.array([first[s] - second[s] for s in common])))
+        if series:
+            drawn.append((title, series))
+    if not drawn:
+        raise SkipFigure("needs both magnitude and random, or both guard none and ramanujan, at a shared sparsity")
+    figure = Figure(figsize=(6 * len(drawn), 4.5), layout="constrained")
+    axes = figure.subplots(1, len(drawn), squeeze=False).ravel()
+    for ax, (title, series) in zip(axes, drawn, strict=True):
+        for label, xs, diff in series:
+            plot_vs_density(ax, xs, diff, label=label)
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        set_density_axis(ax, sorted({float(s) for _, xs, _ in series for s in xs}))
+        ax.grid(alpha=0.3)
+        ax.set(ylabel="difference in mean test accuracy", title=title)
+        ax.legend(fontsize="small")
+    figure.suptitle("Pruning choices at equal target sparsity (above 0: the first is more accurate)")
+    return figure
+
+
+def accuracy_vs_snr(rows: Rows) -> Figure:
+    """Speech: test accuracy against SNR, a line per sparsity (mean over the cells there)."""
+    columns = snr_columns(rows)
+    if not columns:
+        raise SkipFigure("no cell logged test/acc@<snr>dB")
+    by_sparsity: dict[float, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_sparsity.setdefault(float(row["target_sparsity"]), []).append(row)
+    runs = []
+    for sparsity, group in sorted(by_sparsity.items()):
+        means = {}
+        for key, column in [(keys.TEST_ACC, "test_acc"), *((c, c) for c in columns)]:  # test_acc: "clean"
+            values = [r[column] for r in group if _finite(r.get(column))]
+            if values:
+                means[key] = float(np.mean(values))
+        means[keys.SPARSITY] = sparsity
+        name = "reference" if sparsity == 0 else f"mean of {len(group)} cells"
+        runs.append(RunData.from_rows(name, [{keys.EPOCH: 0, **means}]))
+    return report_accuracy_vs_snr(runs)
+
+
+FIGURES: dict[str, Callable[[Rows], Figure]] = {
+    "accuracy_vs_sparsity": accuracy_vs_sparsity,
+    "expansion_vs_sparsity": expansion_vs_sparsity,
+    "pruning_choices": pairwise_differences,
+    "accuracy_vs_snr": accuracy_vs_snr,
+}
+"""Figure name (the PNG's stem) -> the function that draws it from the study's rows."""

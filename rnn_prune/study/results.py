@@ -1,0 +1,164 @@
+"""One cell's result from its logs, and ``study.csv`` with a row per finished cell.
+
+A cell's numbers are read with the report's reader (:func:`rnn_prune.report.load_run`): the fit's
+log gives the final epoch's sparsity, validation accuracy and graph measures; the test run's
+``metrics.csv`` gives ``test/acc`` (and ``test/acc@<snr>dB`` for speech). The final epoch is the last
+one that logged ``val/acc``. The Ramanujan share is :func:`rnn_prune.expansion.verdict.ramanujan_share`
+over the per-graph ``is_ramanujan`` verdicts of the last measured epoch (graphs with no verdict --
+NaN -- are counted apart), as :meth:`rnn_prune.report.RunData.final_ramanujan_share` reads it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnn_prune import keys, wandb_offline
+from rnn_prune.report import RunData, load_run
+from rnn_prune.study.grid import DENSE, Cell
+
+__all__ = ["COLUMNS", "SPARSITY_TOLERANCE", "cell_result", "fit_summary", "snr_columns", "study_rows",
+           "write_json_atomic", "write_study_csv"]  # fmt: skip
+
+SPARSITY_TOLERANCE = 0.01
+"""An unguarded cell must end within this of its target sparsity (a guard may stop it earlier)."""
+
+COLUMNS = [
+    "config", "cell", "kind", "target_sparsity", "criterion", "guard", "seed",
+    "final_sparsity", "reached_target", "final_epoch", "val_acc", "test_acc",
+    "ramanujan_share", "ramanujan_defined", "ramanujan_undefined", "min_delta_r", "mean_imdb",
+    "first_loss_sparsity", "first_loss_epoch", "first_loss_graph", "schedule_note",
+]  # fmt: skip
+"""``study.csv``'s columns in order; ``test/acc@<snr>dB`` columns follow ``test_acc`` when logged."""
+
+_SNR = re.compile(r"^test/acc@[-+]?\d+(?:\.\d+)?dB$")
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    """Write JSON to a temporary file beside ``path`` and rename it over: readers see all or nothing."""
+    _write_atomic(path, json.dumps(data, indent=2, allow_nan=True) + "\n")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _finite(value: float | None) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _weight_graphs(run: RunData) -> list[str]:
+    return [g for g in run.graphs if not g.endswith(keys.UNFOLDED_SUFFIX)]
+
+
+def fit_summary(run: RunData) -> dict[str, Any]:
+    """The final epoch's numbers of a fit: sparsity, val acc, Ramanujan share, min Δr, IMDB, first loss.
+
+    Min Δr and IMDB are over the weight graphs (the unfolded-in-time graphs are another object).
+
+    >>> rows = [{"epoch": 0, "val/acc": 0.9, "prune/sparsity": 0.0, "graph/a/delta_r": 1.0, "graph/a/is_ramanujan": 1},
+    ...         {"epoch": 1, "val/acc": 0.8, "prune/sparsity": 0.5, "graph/a/delta_r": -1.0, "graph/a/is_ramanujan": 0,
+    ...          "graph/b/delta_r": 0.5, "graph/b/is_ramanujan": float("nan")}]
+    >>> s = fit_summary(RunData.from_rows("demo", rows))
+    >>> s["final_sparsity"], s["ramanujan_share"], s["ramanujan_undefined"], s["min_delta_r"], s["first_loss_sparsity"]
+    (0.5, 0.0, 1, -1.0, 0.5)
+    """
+    if not run.has(keys.VAL_ACC):
+        raise ValueError(f"{run.source}: no {keys.VAL_ACC} logged")
+    val_acc = run.columns[keys.VAL_ACC]
+    final = int(np.flatnonzero(np.isfinite(val_acc))[-1])
+    sparsity = run.sparsity()
+
+    def at_final(key: str) -> float | None:
+        values = run.columns.get(key)
+        return _finite(values[final]) if values is not None else None
+
+    graphs = _weight_graphs(run)
+    share = run.final_ramanujan_share()
+    min_delta_r = at_final(keys.MIN_DELTA_R)
+    if min_delta_r is None:
+        finals = [v[final] for g in graphs if (v := run.measure(g, keys.DELTA_R)) is not None and np.isfinite(v[final])]
+        min_delta_r = float(min(finals)) if finals else None
+    imdb = [last for g in graphs if (v := run.measure(g, keys.IMDB)) is not None
+            and (last := _finite(v[np.isfinite(v)][-1] if np.isfinite(v).any() else None)) is not None]  # fmt: skip
+    first = run.first_loss()
+    return {
+        "final_epoch": int(run.epochs[final]),
+        "final_sparsity": _finite(sparsity[final]) if sparsity is not None else None,
+        "val_acc": float(val_acc[final]),
+        "ramanujan_share": _finite(share.fraction) if share is not None else None,
+        "ramanujan_defined": share.num_defined if share is not None else None,
+        "ramanujan_undefined": share.num_undefined if share is not None else None,
+        "min_delta_r": min_delta_r,
+        "mean_imdb": float(np.mean(imdb)) if imdb else None,
+        "first_loss_sparsity": first[2] if first else None,
+        "first_loss_epoch": first[1] if first else None,
+        "first_loss_graph": first[0] if first else None,
+    }
+
+
+def _wait_for_wandb(fit_dir: Path) -> None:
+    """wandb's core process may still be writing a run after its process exited: wait for the exit record."""
+    for run_dir in wandb_offline.find_offline_runs(fit_dir):
+        wandb_offline.wait_until_complete(run_dir, timeout=30)
+
+
+def cell_result(cell: Cell, fit_dir: Path, test_dir: Path) -> dict[str, Any]:
+    """Everything ``study.csv`` needs about one cell, read from its fit and test logs."""
+    _wait_for_wandb(fit_dir)
+    fit = fit_summary(load_run(fit_dir, require=(keys.VAL_ACC,)))
+    test = load_run(test_dir, require=(keys.TEST_ACC,))
+    tests = {key: test.last(key) for key in sorted(test.columns) if key == keys.TEST_ACC or _SNR.match(key)}
+    target = cell.sparsity
+    reached = fit["final_sparsity"] is not None and abs(fit["final_sparsity"] - target) <= SPARSITY_TOLERANCE
+    return {**fit, "reached_target": reached, "test_acc": tests.pop(keys.TEST_ACC), **tests}
+
+
+def snr_columns(results: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The ``test/acc@<snr>dB`` columns any result has, by SNR."""
+    found = {key for result in results for key in result if _SNR.match(key)}
+    return sorted(found, key=lambda key: float(key[len(keys.TEST_ACC) + 1 : -2]))
+
+
+def study_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One ``study.csv`` row per result, sorted by config, sparsity, criterion, guard, seed."""
+    rows = []
+    for result in results:
+        row = {column: result.get(column) for column in COLUMNS}
+        row.update(config=result["config"], cell=result["name"], target_sparsity=result["sparsity"])
+        if result.get("kind") == DENSE:
+            row.update(criterion=None, guard=None)
+        row.update({key: result[key] for key in snr_columns([result])})
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["config"], r["target_sparsity"], str(r["criterion"]), str(r["guard"]),
+                                       r["seed"]))  # fmt: skip
+
+
+def write_study_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """``study.csv``: :data:`COLUMNS` with the SNR columns after ``test_acc``; empty cell = not logged."""
+    columns = list(COLUMNS)
+    position = columns.index("test_acc") + 1
+    columns[position:position] = snr_columns(rows)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None or (isinstance(v, float) and math.isnan(v)) else v for k, v in row.items()})
+    _write_atomic(path, buffer.getvalue())

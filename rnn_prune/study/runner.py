@@ -1,0 +1,339 @@
+"""Run the study's cells as ordinary ``python -m rnn_prune`` processes, resumably and in parallel.
+
+Each cell is two processes, both the package's own CLI on the study's config:
+
+1. ``fit --config C --sparsity S --criterion X --guard G --seed_everything N
+   --trainer.default_root_dir OUT/runs/<cell>/fit <overrides>`` (with ``--ckpt_path`` its own
+   ``last.ckpt`` when an earlier, killed invocation left one);
+2. ``test`` of the same config on that ``last.ckpt`` -- the final epoch at its final sparsity,
+   not the best checkpoint -- logged with a CSVLogger under ``OUT/runs/<cell>/test``.
+
+A cell is finished when ``OUT/runs/<cell>/result.json`` exists; it is written atomically (a
+temporary file renamed over it) only after both processes succeeded, so a killed cell never looks
+finished. ``fit.done`` marks a fit that completed, so a cell killed during its test does not train
+again. Cells write only their own folder, so invocations on other machines (SLURM array tasks,
+``--cell-index``) merge by copying ``runs/`` folders together.
+
+The schedule must reach its target inside the run: when the config's schedule ends at or after
+``max_epochs`` (say ``--trainer.max_epochs 6`` on a config that ramps to epoch 10) the study moves
+its end to ``max_epochs - 1`` -- pruning reaches the target at the start of the last epoch, which
+then fine-tunes at it -- through a second ``--config`` overlay, and says so in ``summary.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from queue import Queue
+from typing import Any
+
+import yaml
+
+from rnn_prune.study.grid import DENSE, Cell
+from rnn_prune.study.results import cell_result, write_json_atomic
+
+__all__ = ["CellError", "Study", "cell_status", "slot_environments"]
+
+log = logging.getLogger(__name__)
+
+RESULT = "result.json"
+FIT_DONE = "fit.done"
+CELL_LOG = "cell.log"
+OVERLAY = "schedule_overlay.yaml"
+LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
+"""``Trainer(max_epochs=None)`` trains this many epochs; a config without ``max_epochs`` gets it."""
+
+
+class CellError(RuntimeError):
+    """A cell's fit or test process failed; the message names the cell and its log."""
+
+
+def _override_value(overrides: Sequence[str], flag: str) -> str | None:
+    """The last value given for ``flag`` in ``overrides`` (``--flag V`` or ``--flag=V``)."""
+    value = None
+    for i, arg in enumerate(overrides):
+        if arg == flag and i + 1 < len(overrides):
+            value = overrides[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def _is_pruning_entry(entry: Any) -> bool:
+    return isinstance(entry, dict) and str(entry.get("class_path", "")).rsplit(".", 1)[-1] == "ScheduledPruning"
+
+
+def plan_schedule(config: dict[str, Any], overrides: Sequence[str]) -> tuple[dict[str, Any] | None, str]:
+    """The overlay that makes the schedule end before ``max_epochs``, and a sentence saying what was done.
+
+    Returns ``(None, "")`` when the config's schedule already ends in time (or has no end).
+
+    >>> cfg = {"trainer": {"max_epochs": 20, "callbacks": [{"class_path": "callbacks.ScheduledPruning",
+    ...        "init_args": {"schedule": {"class_path": "C", "init_args": {"start_epoch": 0, "end_epoch": 10}}}}]}}
+    >>> plan_schedule(cfg, [])
+    (None, '')
+    >>> overlay, note = plan_schedule(cfg, ["--trainer.max_epochs", "6"])
+    >>> overlay["trainer"]["callbacks"][0]["init_args"]["schedule"]["init_args"]["end_epoch"], note
+    (5, 'schedule end_epoch moved from 10 to 5 so that the last of max_epochs=6 epochs fine-tunes at the target')
+
+    Raises:
+        ValueError: the schedule starts too late to end before ``max_epochs``.
+    """
+    trainer = config.get("trainer") or {}
+    given = _override_value(overrides, "--trainer.max_epochs")
+    max_epochs = int(given) if given is not None else trainer.get("max_epochs") or LIGHTNING_DEFAULT_MAX_EPOCHS
+    callbacks = copy.deepcopy(trainer.get("callbacks") or [])
+    notes = []
+    for entry in callbacks:
+        if not _is_pruning_entry(entry):
+            continue
+        schedule = (entry.get("init_args") or {}).get("schedule")
+        args = schedule.get("init_args") if isinstance(schedule, dict) else None
+        if not args:
+            continue
+        key = "end_epoch" if "end_epoch" in args else "epoch" if "epoch" in args else "start_epoch"
+        end = args.get(key)
+        if end is None or end < max_epochs:
+            continue
+        new_end = max_epochs - 1
+        start = args.get("start_epoch", 0) if key == "end_epoch" else None
+        if new_end < 0 or (start is not None and new_end <= start):
+            raise ValueError(
+                f"the schedule's {key}={end} lies past max_epochs={max_epochs} and cannot move before it "
+                f"(start_epoch={start}): raise --trainer.max_epochs or lower the schedule's start_epoch"
+            )
+        args[key] = new_end
+        notes.append(f"schedule {key} moved from {end:g} to {new_end} so that the last of "
+                     f"max_epochs={max_epochs} epochs fine-tunes at the target")  # fmt: skip
+    if not notes:
+        return None, ""
+    return {"trainer": {"callbacks": callbacks}}, "; ".join(notes)
+
+
+def slot_environments(parallel: int, *, gpus: Sequence[str], cores: int) -> list[dict[str, str]]:
+    """Environment of each of ``parallel`` worker slots: one GPU each, else ``cores // parallel`` threads.
+
+    With more slots than GPUs, slots share GPUs round-robin.
+
+    >>> slot_environments(2, gpus=["0", "3"], cores=16)
+    [{'CUDA_VISIBLE_DEVICES': '0'}, {'CUDA_VISIBLE_DEVICES': '3'}]
+    >>> slot_environments(2, gpus=[], cores=5)[0]
+    {'OMP_NUM_THREADS': '2', 'MKL_NUM_THREADS': '2'}
+    """
+    if parallel < 1:
+        raise ValueError(f"--parallel {parallel}: must be at least 1")
+    if gpus:
+        return [{"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} for i in range(parallel)]
+    threads = str(max(1, cores // parallel))
+    return [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads} for _ in range(parallel)]
+
+
+def visible_gpus() -> list[str]:
+    """The GPU ids this process may hand out: ``CUDA_VISIBLE_DEVICES`` if set, else all torch sees."""
+    import torch
+
+    count = torch.cuda.device_count()
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [g.strip() for g in listed.split(",") if g.strip()][:count]
+    return [str(i) for i in range(count)]
+
+
+def cell_status(cell_dir: Path) -> str:
+    """``done`` (result written), ``partial`` (a run started) or ``todo``."""
+    if (cell_dir / RESULT).is_file():
+        return "done"
+    return "partial" if cell_dir.is_dir() else "todo"
+
+
+def last_checkpoint(fit_dir: Path) -> Path | None:
+    """The newest ``last*.ckpt`` under a cell's fit folder (ModelCheckpoint's ``save_last``)."""
+    found = [p for p in fit_dir.rglob("last*.ckpt") if p.is_file()] if fit_dir.is_dir() else []
+    return max(found, key=lambda p: (p.stat().st_mtime, str(p))) if found else None
+
+
+@dataclass
+class Study:
+    """A study's fixed inputs: the config, the output folder, the fit overrides, the schedule fix."""
+
+    config: Path
+    out: Path
+    overrides: list[str]
+    overlay: Path | None = None
+    schedule_note: str = ""
+
+    @classmethod
+    def prepare(cls, config: str | os.PathLike, out: str | os.PathLike, overrides: Sequence[str]) -> Study:
+        """Read the config, write the schedule overlay if one is needed, and create ``out``."""
+        config_path = Path(config)
+        if not config_path.is_file():
+            raise ValueError(f"--config {config}: no such file")
+        with config_path.open() as file:
+            parsed = yaml.safe_load(file) or {}
+        if not any(_is_pruning_entry(e) for e in (parsed.get("trainer") or {}).get("callbacks") or []):
+            raise ValueError(f"--config {config}: has no callbacks.ScheduledPruning in trainer.callbacks to sweep")
+        overlay_config, note = plan_schedule(parsed, overrides)
+        out_path = Path(out)
+        (out_path / "runs").mkdir(parents=True, exist_ok=True)
+        overlay = None
+        if overlay_config is not None:
+            overlay = out_path / f"{config_path.stem}.{OVERLAY}"
+            header = f"# written by rnn_prune.study: {note}\n"
+            overlay.write_text(header + yaml.safe_dump(overlay_config, sort_keys=False))
+        return cls(config_path, out_path, list(overrides), overlay, note)
+
+    def cell_dir(self, cell: Cell) -> Path:
+        return self.out / "runs" / cell.name
+
+    def _base_args(self, cell: Cell) -> list[str]:
+        args = ["--config", str(self.config)]
+        if self.overlay is not None:
+            args += ["--config", str(self.overlay)]
+        args += ["--sparsity", f"{cell.sparsity:g}"]
+        if cell.kind != DENSE:
+            args += ["--criterion", str(cell.criterion), "--guard", str(cell.guard)]
+        return [*args, "--seed_everything", str(cell.seed), "--trainer.enable_progress_bar", "false"]
+
+    def fit_command(self, cell: Cell, ckpt: Path | None) -> list[str]:
+        """``python -m rnn_prune fit ...`` of one cell, resuming from ``ckpt`` when given."""
+        fit_dir = self.cell_dir(cell) / "fit"
+        command = [sys.executable, "-m", "rnn_prune", "fit", *self._base_args(cell),
+                   "--trainer.default_root_dir", str(fit_dir), *self.overrides]  # fmt: skip
+        return [*command, "--ckpt_path", str(ckpt)] if ckpt is not None else command
+
+    def test_command(self, cell: Cell, ckpt: Path) -> list[str]:
+        """``python -m rnn_prune test ...`` of the final checkpoint, logged to ``<cell>/test/`` as CSV."""
+        test_dir = self.cell_dir(cell) / "test"
+        return [sys.executable, "-m", "rnn_prune", "test", *self._base_args(cell),
+                "--trainer.default_root_dir", str(test_dir), *self.overrides,
+                "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(test_dir),
+                "--ckpt_path", str(ckpt)]  # fmt: skip
+
+    def run_cell(self, cell: Cell, env: dict[str, str], processes: _Processes) -> dict[str, Any]:
+        """Fit (or resume) and test one cell, then write its ``result.json``; return the result."""
+        cell_dir = self.cell_dir(cell)
+        cell_dir.mkdir(parents=True, exist_ok=True)
+        fit_dir = cell_dir / "fit"
+        if not (cell_dir / FIT_DONE).is_file():
+            resume = last_checkpoint(fit_dir)
+            log.info("%s: %s", cell.name, f"resuming from {resume}" if resume else "fit")
+            processes.run(self.fit_command(cell, resume), env, cell_dir / CELL_LOG, cell.name, "fit")
+            (cell_dir / FIT_DONE).touch()
+        ckpt = last_checkpoint(fit_dir)
+        if ckpt is None:
+            raise CellError(f"{cell.name}: the fit wrote no last.ckpt under {fit_dir} (ModelCheckpoint with save_last)")
+        log.info("%s: test of %s", cell.name, ckpt)
+        processes.run(self.test_command(cell, ckpt), env, cell_dir / CELL_LOG, cell.name, "test")
+        result = {**cell.to_dict(), **cell_result(cell, fit_dir, cell_dir / "test"), "checkpoint": str(ckpt),
+                  "schedule_note": self.schedule_note}  # fmt: skip
+        write_json_atomic(cell_dir / RESULT, result)
+        return result
+
+    def run(self, cells: Sequence[Cell], *, parallel: int = 1, slots: list[dict[str, str]] | None = None) -> list[str]:
+        """Run every unfinished cell, ``parallel`` at a time; return the error of each failed cell."""
+        todo = [c for c in cells if cell_status(self.cell_dir(c)) != "done"]
+        if not todo:
+            return []
+        if slots is None:
+            slots = slot_environments(min(parallel, len(todo)), gpus=visible_gpus(), cores=os.cpu_count() or 1)
+        free: Queue[dict[str, str]] = Queue()
+        for slot in slots:
+            free.put(slot)
+        errors: list[str] = []
+        processes = _Processes()
+
+        def one(cell: Cell) -> None:
+            slot = free.get()
+            try:
+                self.run_cell(cell, {**os.environ, **slot}, processes)
+            except Exception as err:  # noqa: BLE001 -- one broken cell must not stop the others
+                message = str(err) if isinstance(err, CellError) else f"{cell.name}: {type(err).__name__}: {err}"
+                errors.append(message)
+                log.error("%s", message)
+            finally:
+                free.put(slot)
+
+        pool = ThreadPoolExecutor(max_workers=len(slots))
+        try:
+            with processes.stopped_on_exit():  # stop the children before waiting for the workers
+                for future in [pool.submit(one, cell) for cell in todo]:
+                    future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return errors
+
+
+class _Processes:
+    """The live child processes, so that a stopped study (Ctrl-C, SIGTERM) stops its cells too."""
+
+    def __init__(self) -> None:
+        self._live: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+        self._stopping = False
+
+    def run(self, command: list[str], env: dict[str, str], log_path: Path, name: str, stage: str) -> None:
+        with log_path.open("a") as log_file:
+            log_file.write(f"\n$ {' '.join(command)}\n")
+            log_file.flush()
+            with self._lock:
+                if self._stopping:
+                    raise CellError(f"{name}: study stopped before {stage}")
+                process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+                self._live.add(process)
+            try:
+                code = process.wait()
+            finally:
+                with self._lock:
+                    self._live.discard(process)
+        if code != 0:
+            raise CellError(f"{name}: {stage} exited with code {code}; its output is in {log_path}")
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            live = list(self._live)
+        for process in live:
+            process.terminate()
+        for process in live:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    @contextmanager
+    def stopped_on_exit(self) -> Iterator[None]:
+        """Stop the children when the study leaves early; SIGTERM leaves like Ctrl-C does."""
+        previous: Callable | int | None = None
+        in_main = threading.current_thread() is threading.main_thread()
+        if in_main:
+            previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            yield
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            if in_main:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def load_results(out: Path) -> Iterator[dict[str, Any]]:
+    """Every finished cell's result under ``out/runs``, in folder-name order."""
+    for path in sorted((out / "runs").glob(f"*/{RESULT}")):
+        with path.open() as file:
+            yield json.load(file)

@@ -1,0 +1,221 @@
+"""The statistics that answer the study's question, from ``study.csv``'s rows.
+
+Accuracy and expansion both fall with sparsity, so a raw rank correlation between the accuracy
+drop and the Ramanujan share across cells mostly says that both follow sparsity. The test that can
+tell expansion apart from sparsity holds sparsity fixed: the rank partial correlation given the
+target sparsity, and Spearman within each sparsity across criteria, guards and seeds (which give
+different graphs at the same sparsity). The claim -- a network keeps its accuracy while its graphs
+stay expanders -- predicts a *negative* correlation: the more Ramanujan graphs (or the larger the
+min Δr), the smaller the drop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from rnn_prune.study.grid import DENSE
+
+__all__ = ["ACCURACY_BREAK", "ALPHA", "Correlation", "Line", "Reading", "accuracy_drops", "answer", "break_point",
+           "compare_breaks", "lines", "partial_spearman", "spearman", "verdict"]  # fmt: skip
+
+ACCURACY_BREAK = 0.01
+"""The accuracy break: the first sparsity whose mean test accuracy is more than 1 point below dense."""
+ALPHA = 0.05
+"""Significance level of the plain-words reading."""
+MIN_CELLS = 8
+"""Fewer cells with both numbers than this and the summary says the data is too small to say: with
+5 cells even ρ = 0.9 is not significant at 5 %, so "no association" would only mean "no power"."""
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """A rank correlation, its two-sided p-value and the number of cells it used."""
+
+    rho: float
+    p: float
+    n: int
+
+    def __str__(self) -> str:
+        return f"ρ = {self.rho:+.2f} (p = {self.p:.3g}, n = {self.n})"
+
+
+def _pairs(*columns: Sequence[float | None]) -> list[np.ndarray]:
+    arrays = [np.array([np.nan if v is None else v for v in c], dtype=float) for c in columns]
+    keep = np.logical_and.reduce([np.isfinite(a) for a in arrays])
+    return [a[keep] for a in arrays]
+
+
+def spearman(x: Sequence[float | None], y: Sequence[float | None]) -> Correlation | None:
+    """``scipy.stats.spearmanr`` over the pairs where both are finite; None below 3 pairs or for a constant.
+
+    >>> spearman([1, 2, 3, 4], [8, 6, 4, None])
+    Correlation(rho=-1.0, p=0.0, n=3)
+    >>> spearman([1, 1, 1], [1, 2, 3]) is None
+    True
+    """
+    x_, y_ = _pairs(x, y)
+    if len(x_) < 3 or np.ptp(x_) == 0 or np.ptp(y_) == 0:
+        return None
+    result = stats.spearmanr(x_, y_)
+    return Correlation(float(result.statistic), float(result.pvalue), len(x_))
+
+
+def partial_spearman(
+    x: Sequence[float | None], y: Sequence[float | None], z: Sequence[float | None]
+) -> Correlation | None:
+    """Rank partial correlation of ``x`` and ``y`` given ``z``: Pearson of the rank residuals.
+
+    Ranks (``scipy.stats.rankdata``) of x and y are each regressed on the ranks of z; the
+    correlation of the residuals is tested with ``n - 3`` degrees of freedom (one for the
+    controlled variable). None below 4 complete cells or when a residual is constant.
+
+    >>> z = [1, 1, 2, 2, 3, 3]
+    >>> partial_spearman([1, 2, 3, 4, 5, 6], [2, 1, 4, 3, 6, 5], z).rho < 0  # within each z, x and y disagree
+    True
+    """
+    x_, y_, z_ = _pairs(x, y, z)
+    n = len(x_)
+    if n < 4:
+        return None
+    design = np.column_stack([np.ones(n), stats.rankdata(z_)])
+    residuals = []
+    for values in (x_, y_):
+        ranks = stats.rankdata(values)
+        coef, *_ = np.linalg.lstsq(design, ranks, rcond=None)
+        residuals.append(ranks - design @ coef)
+    if any(np.ptp(r) < 1e-12 for r in residuals):
+        return None
+    rho = float(np.clip(np.corrcoef(*residuals)[0, 1], -1.0, 1.0))
+    dof = n - 3
+    t = rho * math.sqrt(dof / max(1.0 - rho**2, 1e-300))
+    return Correlation(rho, float(2 * stats.t.sf(abs(t), dof)), n)
+
+
+def accuracy_drops(rows: Sequence[Mapping[str, Any]]) -> tuple[float | None, list[float | None]]:
+    """Mean dense test accuracy, and each row's drop from it (None where either is missing)."""
+    dense = [r["test_acc"] for r in rows if r.get("kind") == DENSE and r.get("test_acc") is not None]
+    if not dense:
+        return None, [None] * len(rows)
+    reference = float(np.mean(dense))
+    return reference, [reference - r["test_acc"] if r.get("test_acc") is not None else None for r in rows]
+
+
+@dataclass
+class Line:
+    """One criterion × guard: per target sparsity, the cells' values of a column."""
+
+    criterion: str
+    guard: str
+    points: dict[float, list[float]]
+
+    @property
+    def label(self) -> str:
+        return f"{self.criterion}, guard {self.guard}"
+
+    def summary(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sparsities, and the mean and standard deviation (0 for one cell) over seeds at each."""
+        xs = sorted(s for s, v in self.points.items() if v)
+        values = [np.array(self.points[s]) for s in xs]
+        return np.array(xs), np.array([v.mean() for v in values]), np.array([v.std() for v in values])
+
+
+def lines(rows: Sequence[Mapping[str, Any]], column: str) -> list[Line]:
+    """The pruned cells' ``column`` grouped by criterion × guard (dense cells are the reference)."""
+    grouped: dict[tuple[str, str], dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        value = row.get(column)
+        if row.get("kind") == DENSE or value is None or not math.isfinite(value):
+            continue
+        grouped[(str(row["criterion"]), str(row["guard"]))][float(row["target_sparsity"])].append(float(value))
+    return [Line(c, g, dict(points)) for (c, g), points in sorted(grouped.items())]
+
+
+def break_point(sparsities: Sequence[float], values: Sequence[float], threshold: float) -> float | None:
+    """The first sparsity (ascending) whose value lies below ``threshold``; None if none does.
+
+    >>> break_point([0.5, 0.9, 0.99], [0.95, 0.93, 0.6], 0.94)
+    0.9
+    """
+    for sparsity, value in sorted(zip(sparsities, values, strict=True)):
+        if value < threshold:
+            return float(sparsity)
+    return None
+
+
+def compare_breaks(accuracy: float | None, expansion: float | None) -> str:
+    """Whether the accuracy break comes at, before or after the expansion break, in words."""
+    if accuracy is None and expansion is None:
+        return "neither accuracy nor expansion breaks in the grid"
+    if accuracy is None:
+        return f"expansion breaks at sparsity {expansion:g}, accuracy never does in the grid (after, if at all)"
+    if expansion is None:
+        return f"accuracy breaks at sparsity {accuracy:g} while every graph stays Ramanujan (before)"
+    if accuracy == expansion:
+        return f"accuracy and expansion break at the same sparsity {accuracy:g} (at)"
+    order = "before" if accuracy < expansion else "after"
+    return f"accuracy breaks at {accuracy:g}, expansion at {expansion:g} ({order})"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one correlation says, as a kind (for the overall answer) and a sentence."""
+
+    kind: str
+    """``too_small``, ``supports``, ``contradicts``, ``sparsity_only`` or ``none``."""
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def verdict(raw: Correlation | None, partial: Correlation | None) -> Reading:
+    """The plain reading of one measure's raw and sparsity-controlled correlation with the drop."""
+    if raw is None or raw.n < MIN_CELLS:
+        n = 0 if raw is None else raw.n
+        return Reading("too_small", f"too little data to say ({n} cells with both numbers and a spread in each; "
+                                    f"at least {MIN_CELLS} needed)")  # fmt: skip
+    if partial is not None and partial.p < ALPHA:
+        if partial.rho < 0:
+            return Reading("supports", "supports the claim: at equal sparsity, cells with more expansion lost "
+                                       f"less accuracy (partial {partial})")  # fmt: skip
+        return Reading("contradicts", "contradicts the claim: at equal sparsity, more expansion went with a "
+                                      f"larger drop (partial {partial})")  # fmt: skip
+    if raw.p < ALPHA:
+        if partial is None:
+            text = (f"the raw association ({raw}) cannot be told apart from sparsity: at a fixed sparsity "
+                    "the measure or the drop does not vary, or there are too few cells")  # fmt: skip
+        else:
+            text = (f"the raw association ({raw}) vanishes ({partial}) once sparsity is held fixed: "
+                    "expansion tells no more about the accuracy drop than sparsity does")  # fmt: skip
+        return Reading("sparsity_only", text)
+    return Reading("none", f"no detectable association between expansion and the accuracy drop ({raw})")
+
+
+def answer(readings: Mapping[str, Reading]) -> str:
+    """One plain sentence over the readings of every measure (measure label -> reading).
+
+    >>> answer({"min Δr": Reading("too_small", ""), "share": Reading("too_small", "")})
+    'Too little data to say whether accuracy follows expansion.'
+    """
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for label, reading in readings.items():
+        by_kind[reading.kind].append(label)
+    if by_kind["supports"]:
+        return (f"The data supports the claim: at equal sparsity, {' and '.join(by_kind['supports'])} "
+                "predicted the accuracy drop.")  # fmt: skip
+    if by_kind["contradicts"]:
+        return (f"The data contradicts the claim: at equal sparsity, more expansion "
+                f"({' and '.join(by_kind['contradicts'])}) went with a larger accuracy drop.")  # fmt: skip
+    if by_kind["sparsity_only"]:
+        return ("The data supports the null reading: expansion and accuracy both fall with sparsity, but "
+                "at equal sparsity expansion does not predict the accuracy drop.")  # fmt: skip
+    if by_kind["none"]:
+        return "The data shows no detectable link between expansion and the accuracy drop."
+    return "Too little data to say whether accuracy follows expansion."

@@ -1,0 +1,376 @@
+"""``python -m rnn_prune.study``: the grid, the schedule fix, the statistics, study.csv, and (slow) a
+small study on the quickstart that is killed mid-way and resumed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+from scipy import stats as scipy_stats
+
+from rnn_prune.study import figures, stats
+from rnn_prune.study.command import main
+from rnn_prune.study.grid import Cell, build_grid
+from rnn_prune.study.results import write_json_atomic
+from rnn_prune.study.runner import FIT_DONE, RESULT, Study, plan_schedule, slot_environments
+from rnn_prune.study.summary import build_outputs
+from tests.conftest import CONFIGS, offline_wandb_env
+
+QUICKSTART = str(CONFIGS / "quickstart.yaml")
+
+
+# --- grid ------------------------------------------------------------------------------------------
+
+
+def test_grid_runs_sparsity_zero_once_per_seed_and_names_cells_uniquely() -> None:
+    cells = build_grid("c/quickstart.yaml", [0.9, 0, 0.5], ["magnitude", "random"], ["none", "ramanujan"], [0, 1])
+    assert len(cells) == 2 + 2 * 2 * 2 * 2  # one dense cell per seed, then 2 sparsities x 2 x 2 x 2 seeds
+    assert [c.sparsity for c in cells[:2]] == [0.0, 0.0] and {c.kind for c in cells[:2]} == {"dense"}
+    assert all(c.criterion is None and c.guard is None for c in cells[:2])
+    assert [c.sparsity for c in cells[2:]] == sorted(c.sparsity for c in cells[2:])
+    assert len({c.name for c in cells}) == len(cells)
+    assert cells[2].name == "quickstart-s0.5-magnitude-none-seed0"
+    assert Cell("x.yaml", 0.9, "my.pkg.TopK", "none", 3).name == "x-s0.9-TopK-none-seed3"
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (([], ["magnitude"], ["none"], [0]), "--sparsity needs at least one value"),
+        (([0.9, 0.9], ["magnitude"], ["none"], [0]), "--sparsity 0.9 0.9: repeated value"),
+        (([1.0], ["magnitude"], ["none"], [0]), r"must lie in \[0, 1\)"),
+        (([0.5], ["magnitude"], ["none"], [0, 0]), "--seeds 0 0: repeated value"),
+    ],
+)
+def test_grid_rejects_bad_values(args: tuple, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        build_grid("c.yaml", *args)
+
+
+# --- schedule fix and commands -------------------------------------------------------------------------
+
+
+def _config(end: float, max_epochs: int | None = 20, key: str = "end_epoch") -> dict[str, Any]:
+    schedule = {"class_path": "rnn_prune.schedules.CubicSchedule", "init_args": {"start_epoch": 1, key: end}}
+    callbacks = [{"class_path": "callbacks.ScheduledPruning", "init_args": {"schedule": schedule}},
+                 {"class_path": "callbacks.ExpansionMetrics"}]  # fmt: skip
+    return {"trainer": {"max_epochs": max_epochs, "callbacks": callbacks}}
+
+
+def _end(overlay: dict[str, Any], key: str = "end_epoch") -> float:
+    return overlay["trainer"]["callbacks"][0]["init_args"]["schedule"]["init_args"][key]
+
+
+def test_schedule_that_ends_in_time_is_left_alone() -> None:
+    assert plan_schedule(_config(end=10, max_epochs=20), ["--trainer.max_epochs", "11"]) == (None, "")
+
+
+@pytest.mark.parametrize("overrides", [["--trainer.max_epochs", "6"], ["--trainer.max_epochs=6"]])
+def test_schedule_past_max_epochs_moves_to_leave_a_fine_tune_epoch(overrides: list[str]) -> None:
+    overlay, note = plan_schedule(_config(end=10), overrides)
+    assert _end(overlay) == 5 and "from 10 to 5" in note and "max_epochs=6" in note
+    assert overlay["trainer"]["callbacks"][1] == {"class_path": "callbacks.ExpansionMetrics"}  # list kept whole
+
+
+def test_one_shot_schedule_at_max_epochs_moves_too() -> None:
+    overlay, _ = plan_schedule(_config(end=8, max_epochs=8, key="epoch"), [])
+    assert _end(overlay, "epoch") == 7
+
+
+def test_schedule_that_cannot_end_before_max_epochs_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"end_epoch=10 lies past max_epochs=2 .*start_epoch=1"):
+        plan_schedule(_config(end=10), ["--trainer.max_epochs", "2"])
+
+
+def test_cell_commands_pass_flags_overlay_overrides_and_resume_checkpoint(tmp_path: Path) -> None:
+    study = Study.prepare(QUICKSTART, tmp_path, ["--trainer.max_epochs", "4"])
+    assert study.overlay is not None and "end_epoch moved from 10 to 3" in study.schedule_note
+    dense, pruned = build_grid(QUICKSTART, [0, 0.9], ["random"], ["ramanujan"], [7])
+    fit = study.fit_command(pruned, None)
+    assert fit[2:4] == ["rnn_prune", "fit"] and fit[fit.index("--config", 5) + 1] == str(study.overlay)
+    for flag, value in [("--sparsity", "0.9"), ("--criterion", "random"), ("--guard", "ramanujan"),
+                        ("--seed_everything", "7"), ("--trainer.max_epochs", "4"),
+                        ("--trainer.default_root_dir", str(tmp_path / "runs" / pruned.name / "fit"))]:  # fmt: skip
+        assert fit[fit.index(flag) + 1] == value
+    assert "--ckpt_path" not in fit
+    assert "--criterion" not in study.fit_command(dense, None) and "--guard" not in study.fit_command(dense, None)
+    ckpt = tmp_path / "last.ckpt"
+    assert study.fit_command(pruned, ckpt)[-2:] == ["--ckpt_path", str(ckpt)]
+    test = study.test_command(pruned, ckpt)
+    assert test[3] == "test" and test[-2:] == ["--ckpt_path", str(ckpt)]
+    assert test[test.index("--trainer.logger") + 1].endswith("CSVLogger")
+
+
+def test_slots_give_one_gpu_each_or_a_share_of_the_cores() -> None:
+    assert slot_environments(3, gpus=["0", "1"], cores=8) == [{"CUDA_VISIBLE_DEVICES": g} for g in "010"]
+    assert slot_environments(4, gpus=[], cores=2) == [{"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}] * 4
+    with pytest.raises(ValueError, match="--parallel 0: must be at least 1"):
+        slot_environments(0, gpus=[], cores=2)
+
+
+def test_list_prints_cells_with_index_and_status(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    args = ["--config", QUICKSTART, "--sparsity", "0", "0.9", "--criterion", "magnitude", "random",
+            "--out", str(tmp_path)]  # fmt: skip
+    (tmp_path / "runs" / "quickstart-s0.9-random-none-seed0").mkdir(parents=True)
+    assert main([*args, "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["0\ttodo\tquickstart-dense-seed0", "1\ttodo\tquickstart-s0.9-magnitude-none-seed0",
+                     "2\tpartial\tquickstart-s0.9-random-none-seed0"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--cell-index", "3"], r"--cell-index 3: the grid has cells 0 to 2"),
+        (["--sparsity", "1.5"], r"every sparsity must lie in \[0, 1\)"),
+        (["stray"], "unrecognised argument 'stray'"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture, extra: list[str],
+                                             match: str) -> None:  # fmt: skip
+    args = ["--config", QUICKSTART, "--sparsity", "0", "0.9", "--criterion", "magnitude", "random",
+            "--out", str(tmp_path), *extra]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    assert __import__("re").search(match, capsys.readouterr().err)
+
+
+def test_config_without_scheduled_pruning_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "plain.yaml"
+    config.write_text("trainer:\n  max_epochs: 3\n")
+    with pytest.raises(ValueError, match="has no callbacks.ScheduledPruning"):
+        Study.prepare(config, tmp_path / "out", [])
+
+
+# --- statistics ---------------------------------------------------------------------------------------
+
+
+def test_spearman_matches_scipy_and_skips_missing_pairs() -> None:
+    x, y = [0.1, 0.4, 0.2, 0.9, 0.5, None], [3.0, 1.0, 2.5, 0.2, 0.9, 7.0]
+    expected = scipy_stats.spearmanr(x[:5], y[:5])
+    result = stats.spearman(x, y)
+    assert result.n == 5 and result.rho == pytest.approx(expected.statistic)
+    assert result.p == pytest.approx(expected.pvalue)
+    assert stats.spearman([1, 2], [3, 4]) is None
+
+
+def test_partial_correlation_removes_what_sparsity_explains() -> None:
+    rng = np.random.default_rng(0)
+    sparsity = np.repeat([0.5, 0.8, 0.9, 0.95, 0.99], 8)
+    drop = sparsity + rng.normal(0, 0.01, sparsity.size)  # both follow sparsity only
+    share = 1 - sparsity + rng.normal(0, 0.01, sparsity.size)
+    raw, partial = stats.spearman(drop, share), stats.partial_spearman(drop, share, sparsity)
+    assert raw.rho < -0.8 and raw.p < 1e-6
+    assert abs(partial.rho) < 0.4 and partial.p > 0.05
+    assert "vanishes" in str(stats.verdict(raw, partial)) and stats.verdict(raw, partial).kind == "sparsity_only"
+    # within each sparsity the share now really tracks the drop: the partial correlation sees it
+    share_tracking = 1 - sparsity - 5 * (drop - sparsity)
+    partial = stats.partial_spearman(drop, share_tracking, sparsity)
+    assert partial.rho < -0.8 and partial.p < 1e-6
+    reading = stats.verdict(stats.spearman(drop, share_tracking), partial)
+    assert reading.kind == "supports" and str(reading).startswith("supports the claim")
+    assert stats.answer({"min Δr": reading, "share": stats.verdict(raw, None)}).startswith(
+        "The data supports the claim: at equal sparsity, min Δr predicted")
+
+
+def test_verdict_says_when_data_is_too_small() -> None:
+    small = stats.spearman([1, 2, 3], [3, 2, 1])
+    assert str(stats.verdict(small, None)).startswith("too little data to say (3 cells")
+    assert str(stats.verdict(None, None)).startswith("too little data to say (0 cells")
+
+
+def test_break_points_and_their_order() -> None:
+    assert stats.break_point([0.9, 0.5, 0.99], [0.8, 0.95, 0.4], 0.9) == 0.9
+    assert stats.break_point([0.5], [0.95], 0.9) is None
+    assert stats.compare_breaks(0.9, 0.9).endswith("(at)")
+    assert stats.compare_breaks(0.9, 0.99).endswith("(before)")
+    assert stats.compare_breaks(0.99, 0.5).endswith("(after)")
+    assert "accuracy never does" in stats.compare_breaks(None, 0.5)
+
+
+# --- study.csv, summary.md, figures from synthetic cells ----------------------------------------------
+
+
+def _write_result(out: Path, cell: Cell, test_acc: float, share: float, min_delta_r: float, **extra: Any) -> None:
+    folder = out / "runs" / cell.name
+    folder.mkdir(parents=True)
+    result = {**cell.to_dict(), "final_sparsity": cell.sparsity + 0.001, "reached_target": True, "final_epoch": 5,
+              "val_acc": test_acc + 0.01, "test_acc": test_acc, "ramanujan_share": share, "ramanujan_defined": 8,
+              "ramanujan_undefined": 0, "min_delta_r": min_delta_r, "mean_imdb": None, "first_loss_sparsity": None,
+              "first_loss_epoch": None, "first_loss_graph": None, "schedule_note": "", **extra}  # fmt: skip
+    write_json_atomic(folder / RESULT, result)
+
+
+def _synthetic_study(out: Path, config: str = "configs/demo.yaml", **extra: Any) -> list[Cell]:
+    cells = build_grid(config, [0, 0.5, 0.9, 0.99], ["magnitude", "random"], ["none", "ramanujan"], [0, 1])
+    for cell in cells:
+        s, penalty = cell.sparsity, 0.1 if cell.criterion == "random" else 0.0
+        acc = 0.95 - (0.3 * s**8 + penalty * s) + 0.002 * cell.seed
+        share = 1.0 if s < 0.9 or cell.guard == "ramanujan" else 0.5 - 0.05 * cell.seed
+        _write_result(out, cell, acc, share, 1.0 - 2 * s, **extra)
+    return cells
+
+
+def test_study_outputs_from_finished_cells(tmp_path: Path) -> None:
+    cells = _synthetic_study(tmp_path)
+    (tmp_path / "runs" / "demo-s0.995-magnitude-none-seed0").mkdir()  # an unfinished cell: no result.json
+    written = build_outputs(tmp_path)
+    with open(tmp_path / "study.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == len(cells) == 26
+    assert rows[0]["kind"] == "dense" and rows[0]["criterion"] == "" and rows[0]["guard"] == ""
+    assert {"config", "target_sparsity", "criterion", "guard", "seed", "final_sparsity", "val_acc", "test_acc",
+            "ramanujan_share", "min_delta_r", "mean_imdb", "first_loss_sparsity", "first_loss_epoch"} <= set(rows[0])
+    assert rows[0]["mean_imdb"] == ""
+    summary = (tmp_path / "summary.md").read_text()
+    assert "Spearman" in summary and "Drop vs the share of Ramanujan graphs" in summary and "Reading:" in summary
+    assert "**Answer: The data" in summary
+    assert "- magnitude, guard none: accuracy and expansion break at the same sparsity 0.9 (at)." in summary
+    assert "- magnitude, guard ramanujan: accuracy breaks at sparsity 0.9 while every graph stays Ramanujan" in summary
+    pngs = [p for p in written if p.suffix == ".png"]
+    assert {p.stem for p in pngs} == {"accuracy_vs_sparsity", "expansion_vs_sparsity", "pruning_choices"}
+    for png in pngs:
+        image = imread(png)
+        assert len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 20, f"{png.name} looks blank"
+        assert f"![{png.stem}]({png.name})" in summary
+
+
+def test_accuracy_figure_has_one_legend_entry_per_line_and_no_empty_panel(tmp_path: Path) -> None:
+    _synthetic_study(tmp_path)
+    rows = [json.loads(p.read_text()) | {"target_sparsity": json.loads(p.read_text())["sparsity"]}
+            for p in sorted((tmp_path / "runs").glob("*/result.json"))]  # fmt: skip
+    figure = figures.accuracy_vs_sparsity(rows)
+    (ax,) = figure.axes
+    labels = ax.get_legend_handles_labels()[1]
+    assert len(labels) == len(set(labels)) == 1 + 4 + 1  # dense, 4 criterion x guard lines, the break marker
+    assert "dense (sparsity 0)" in labels and not any("(dense)" in label for label in labels)
+    left, right = ax.get_xlim()
+    assert left > right and ax.get_xscale() == "log"  # density falls to the right: sparsity grows
+    for figure in (figures.expansion_vs_sparsity(rows), figures.pairwise_differences(rows)):
+        assert all(ax.lines for ax in figure.axes)
+
+
+def test_speech_cells_get_snr_columns_and_the_snr_figure(tmp_path: Path) -> None:
+    _synthetic_study(tmp_path, config="configs/speech.yaml", **{"test/acc@0dB": 0.5, "test/acc@-5dB": 0.3})
+    written = build_outputs(tmp_path)
+    with open(tmp_path / "study.csv") as file:
+        header = next(csv.reader(file))
+    assert header[header.index("test_acc") + 1 : header.index("test_acc") + 3] == ["test/acc@-5dB", "test/acc@0dB"]
+    assert tmp_path / "accuracy_vs_snr.png" in written
+
+
+def test_two_configs_in_one_folder_get_their_own_sections_and_figures(tmp_path: Path) -> None:
+    _synthetic_study(tmp_path, config="configs/a.yaml")
+    _synthetic_study(tmp_path, config="configs/b.yaml")
+    build_outputs(tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "## `configs/a.yaml`" in summary and "## `configs/b.yaml`" in summary
+    assert (tmp_path / "a_accuracy_vs_sparsity.png").is_file() and (tmp_path / "b_accuracy_vs_sparsity.png").is_file()
+
+
+def test_no_finished_cell_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no finished cell"):
+        build_outputs(tmp_path)
+
+
+# --- end to end: kill a study mid-way and resume it ------------------------------------------------------
+
+
+def _study_command(out: Path) -> list[str]:
+    return [sys.executable, "-m", "rnn_prune.study", "--config", QUICKSTART, "--sparsity", "0", "0.9",
+            "--criterion", "magnitude", "--seeds", "0", "--out", str(out), "--trainer.max_epochs", "3",
+            "--trainer.enable_model_summary", "false"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_study_killed_mid_way_resumes_without_rerunning_finished_cells(tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    env = {**os.environ, **offline_wandb_env(tmp_path), "OMP_NUM_THREADS": "1"}
+    dense, pruned = tmp_path / "study/runs/quickstart-dense-seed0", tmp_path / "study/runs/quickstart-s0.9-magnitude-none-seed0"  # noqa: E501
+    with open(tmp_path / "first.log", "w") as log:
+        first = subprocess.Popen(_study_command(out), env=env, stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + 600
+        try:  # kill the whole study (its cell processes too) once the second cell saved an epoch
+            while not ((dense / RESULT).is_file() and any((pruned / "fit").rglob("last*.ckpt"))):
+                assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "the study did not reach its second cell in time"
+                time.sleep(0.1)
+        finally:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+    assert not (pruned / RESULT).exists() and not (pruned / FIT_DONE).exists()
+    dense_result = (dense / RESULT).read_bytes()
+    dense_mtime = (dense / RESULT).stat().st_mtime_ns
+
+    resumed = subprocess.run(_study_command(out), env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert (dense / RESULT).read_bytes() == dense_result and (dense / RESULT).stat().st_mtime_ns == dense_mtime
+    commands = [line for line in (pruned / "cell.log").read_text().splitlines() if line.startswith("$ ")]
+    fits = [line for line in commands if " fit " in line]
+    assert len(fits) == 2 and "--ckpt_path" not in fits[0] and "--ckpt_path" in fits[1]  # restarted from its own ckpt
+    with open(out / "study.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert [r["kind"] for r in rows] == ["dense", "pruned"]
+    assert abs(float(rows[1]["final_sparsity"]) - 0.9) <= 0.01 and rows[1]["final_epoch"] == "2"
+    assert math.isfinite(float(rows[1]["test_acc"])) and "Spearman" in (out / "summary.md").read_text()
+
+    log_before = (pruned / "cell.log").read_text()
+    again = subprocess.run(_study_command(out), env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and (pruned / "cell.log").read_text() == log_before  # nothing ran again
+
+
+# --- the W&B sweep of study cells ---------------------------------------------------------------------
+
+
+STUDY_SWEEPS = sorted((CONFIGS / "sweeps" / "study").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", STUDY_SWEEPS, ids=[p.stem for p in STUDY_SWEEPS])
+def test_study_sweep_runs_every_cell_of_its_grid_once(path: Path, capsys: pytest.CaptureFixture,
+                                                       tmp_path: Path) -> None:  # fmt: skip
+    """The agent's argv (macros expanded by wandb's own helper) parses through the study's command,
+    and the swept cell indices are exactly the grid's cells."""
+    import yaml
+    from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
+
+    sweep = yaml.safe_load(path.read_text())
+    assert sweep["method"] == "grid" and list(sweep["parameters"]) == ["cell-index"]
+    indices = sweep["parameters"]["cell-index"]["values"]
+    macros = create_sweep_command_args({"args": {"cell-index": {"value": indices[-1]}}})
+    argv = [a for part in sweep["command"] for a in (macros.get(part[2:-1], []) if part.startswith("${") else [part])]
+    assert argv[:2] == ["-m", "rnn_prune.study"] and argv[-1] == f"--cell-index={indices[-1]}"
+    argv = [str(CONFIGS.parent / a) if a.startswith("configs/") else a for a in argv[2:-1]]
+    argv[argv.index("--out") + 1] = str(tmp_path)
+    assert main([*argv, "--list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert indices == list(range(len(listed)))
+
+
+def test_a_failing_cell_is_reported_and_the_others_still_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    study = Study.prepare(QUICKSTART, tmp_path, [])
+    cells = build_grid(QUICKSTART, [0, 0.5, 0.9], ["magnitude"], ["none"], [0])
+    ran: list[str] = []
+
+    def fake_run_cell(self: Study, cell: Cell, env: dict[str, str], processes: object) -> dict[str, Any]:
+        ran.append(cell.name)
+        if cell.sparsity == 0.5:
+            raise KeyError("val/acc")
+        return {}
+
+    monkeypatch.setattr(Study, "run_cell", fake_run_cell)
+    errors = study.run(cells, parallel=2, slots=[{}, {}])
+    assert sorted(ran) == sorted(c.name for c in cells)
+    assert errors == ["quickstart-s0.5-magnitude-none-seed0: KeyError: 'val/acc'"]
