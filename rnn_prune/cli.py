@@ -178,11 +178,11 @@ def _apply_pruning_overrides(config: Any) -> None:
         return
     sparsity = overrides.pop("sparsity")
     if sparsity is not None and not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"--sparsity={sparsity} must lie in [0, 1)")
+        raise ConfigError(f"--sparsity={sparsity} must lie in [0, 1)")
     callbacks = config["trainer"].get("callbacks") or []
     pruning = [c for c in callbacks if _is_scheduled_pruning(c.get("class_path", ""))]
     if not pruning:
-        raise ValueError(
+        raise ConfigError(
             "--sparsity / --criterion / --guard / --guard_margin need a ScheduledPruning entry in trainer.callbacks"
         )
     for callback in pruning:

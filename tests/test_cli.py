@@ -3,7 +3,10 @@ and its records can be trusted (last.ckpt, saved configs, one W&B run per traini
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,7 @@ from rnn_prune.loggers import WANDB_RUN_ID_KEY
 from rnn_prune.loggers import WandbLogger as PackageWandbLogger
 from rnn_prune.module import SequenceClassifier
 from rnn_prune.wandb_offline import find_offline_runs, read_config, read_run, wait_until_complete
-from tests.conftest import CONFIGS, quickstart_args
+from tests.conftest import CONFIGS, ROOT, quickstart_args
 
 ALL_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml") if "sweeps" not in p.parts and "trainer" not in p.parts)
 
@@ -249,3 +252,15 @@ def test_loggers_and_checkpoints_are_found_by_type(tmp_path: Path) -> None:
     cli = main(quickstart_args("fit", tmp_path, "--trainer.logger", logger)[1:], run=False)
     # (pytest imports this file under another module name than the CLI's class_path does)
     assert type(cli.trainer.logger).__name__ == "RunLogger" and cli.trainer.logger.save_dir == str(tmp_path)
+
+
+@pytest.mark.slow
+def test_console_prints_a_config_error_as_one_line(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), WANDB_MODE="offline", WANDB_SILENT="true")
+    args = quickstart_args("fit", tmp_path, "--sparsity", "1.5")
+    done = subprocess.run(
+        [sys.executable, "-m", "rnn_prune", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: --sparsity=1.5 must lie in [0, 1)"] and "Traceback" not in done.stderr
