@@ -22,7 +22,7 @@ from datamodules import SpeechCommandsDataModule
 from datamodules.speech import WORDS, SpeechFeatures, mix_at_snr, read_clip
 from rnn_prune import keys
 from rnn_prune.cli import main
-from tests.conftest import CONFIGS
+from tests.conftest import quickstart_args
 from tests.data_fixtures import SPEECH_LENGTHS, SPEECH_WORDS, write_speech_commands, write_speech_keywords
 
 N_WORDS = len(SPEECH_WORDS)
@@ -447,18 +447,12 @@ def test_kws12_config_runs_a_batch_through_the_cli(tmp_path: Path) -> None:
 
 
 def _cli_args(config: str, data: Path, tmp_path: Path, *extra: str) -> list[str]:
-    return [
-        "fit",
-        "--config", str(CONFIGS / f"{config}.yaml"),
-        "--trainer.logger", "false",
-        "--trainer.enable_progress_bar", "false",
-        "--trainer.enable_model_summary", "false",
-        "--trainer.default_root_dir", str(tmp_path / "runs"),
-        "--data.init_args.data_dir", str(data),
-        "--data.init_args.download", "false",
-        "--data.init_args.num_workers", "0",
-        *extra,
-    ]  # fmt: skip
+    """``fit`` of a shipped config on ``data`` with no logger and no workers, outputs in ``tmp_path``."""
+    data_args = ("--data.init_args.data_dir", str(data), "--data.init_args.download", "false",
+                 "--data.init_args.num_workers", "0")  # fmt: skip
+    return quickstart_args(
+        "fit", tmp_path / "runs", "--trainer.logger", "false", *data_args, *extra, config=f"{config}.yaml"
+    )
 
 
 @pytest.mark.slow
