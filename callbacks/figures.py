@@ -76,7 +76,7 @@ class StudyFigures(Callback):
         figures = make_figures([RunData.from_rows(name, self._rows)], out_dir)
         for logger in wandb_loggers:
             for stem, path in figures.items():
-                logger.log_image(key=f"report/{stem}", images=[str(path)])
+                logger.log_image(key=keys.report_figure(stem), images=[str(path)])
 
     @override
     def state_dict(self) -> dict[str, Any]:

@@ -49,7 +49,6 @@ _STATS = {"mnist": (MNIST_MEAN, MNIST_STD), "fashion": (FASHION_MNIST_MEAN, FASH
 _NAMES = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
 #: Debian's ``dataset-fashion-mnist`` package puts the four gzipped files here.
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
-_IMAGE_MAGIC, _LABEL_MAGIC = 0x0803, 0x0801  # IDX: unsigned bytes (0x08), 3 or 1 dimensions
 _GZIP_MAGIC = b"\x1f\x8b"
 
 

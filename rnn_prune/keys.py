@@ -14,6 +14,8 @@ design card: ``train/…``, ``val/…``, ``test/…``, ``prune/…``, ``graph/<g
 
 from __future__ import annotations
 
+import re
+
 # Training and evaluation (rnn_prune.module).
 TRAIN_LOSS = "train/loss"
 TRAIN_ACC = "train/acc"
@@ -45,6 +47,15 @@ UNFOLDED_SUFFIX = ".unfolded"
 DELTA_R = "delta_r"
 IS_RAMANUJAN = "is_ramanujan"
 IMDB = "imdb"
+# Figures (callbacks.figures): W&B images of the report's figures.
+REPORT_PREFIX = "report/"
+# The verdict's inputs (rnn_prune.expansion.verdict.ramanujan_verdict), for runs that logged no verdict.
+AVG_LEFT_DEGREE = "avg_left_degree"
+AVG_RIGHT_DEGREE = "avg_right_degree"
+NUM_NONISOLATED_COMPONENTS = "num_nonisolated_components"
+NUM_COMPONENTS = "num_components"
+NUM_ISOLATED_LEFT = "num_isolated_left"
+NUM_ISOLATED_RIGHT = "num_isolated_right"
 
 
 def test_loss(suffix: str = "") -> str:
@@ -57,6 +68,11 @@ def test_acc(suffix: str = "") -> str:
     return f"{TEST_ACC}{suffix}"
 
 
+# Named like tests: pytest must not collect them where this file is named on its command line
+# (``pytest rnn_prune/keys.py`` runs the doctests) or where a test module imports them by name.
+test_loss.__test__ = test_acc.__test__ = False  # type: ignore[attr-defined]
+
+
 def snr_suffix(snr_db: float) -> str:
     """The test-loader suffix of one noise level: ``@20dB`` for 20.0, ``@-5dB``, ``@2.5dB``.
 
@@ -64,6 +80,24 @@ def snr_suffix(snr_db: float) -> str:
     'test/acc@20dB'
     """
     return f"@{snr_db:g}dB"
+
+
+_SNR_KEY = re.compile("^" + re.escape(TEST_ACC) + r"@(?P<snr>[-+]?\d+(?:\.\d+)?)dB$")
+
+
+def parse_snr_key(key: str) -> float | None:
+    """The SNR in dB of a ``test/acc@<snr>dB`` key (what :func:`snr_suffix` builds); ``None`` for any other key.
+
+    >>> parse_snr_key("test/acc@-5dB"), parse_snr_key(test_acc(snr_suffix(2.5))), parse_snr_key("test/acc")
+    (-5.0, 2.5, None)
+    """
+    match = _SNR_KEY.match(key)
+    return float(match["snr"]) if match else None
+
+
+def report_figure(stem: str) -> str:
+    """One report figure logged as a W&B image: ``report/<stem>``, e.g. ``report/accuracy_vs_sparsity``."""
+    return f"{REPORT_PREFIX}{stem}"
 
 
 def graph_sparsity(graph_name: str) -> str:

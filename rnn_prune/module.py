@@ -17,6 +17,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from rnn_prune import keys
 from rnn_prune.masks import register_masks_from_state_dict
 from rnn_prune.model import CellType, ReadoutType, RecurrentClassifier
 
@@ -76,7 +77,7 @@ class SequenceClassifier(L.LightningModule):
         loss = F.cross_entropy(logits, y)
         if stage == "train" and not torch.isfinite(loss):
             raise FloatingPointError(
-                f"train/loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}: "
+                f"{keys.TRAIN_LOSS} is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}: "
                 "lower the learning rate, enable trainer.gradient_clip_val, or check the inputs for NaN"
             )
         return loss, logits, y
@@ -84,15 +85,15 @@ class SequenceClassifier(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss, logits, y = self._loss(batch, "train")
         self.train_acc(logits, y)
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        self.log(keys.TRAIN_LOSS, loss, prog_bar=True)
+        self.log(keys.TRAIN_ACC, self.train_acc, on_step=False, on_epoch=True)
         return loss
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         loss, logits, y = self._loss(batch, "val")
         self.val_acc(logits, y)
-        self.log("val/loss", loss, prog_bar=True, sync_dist=True)
-        self.log("val/acc", self.val_acc, prog_bar=True)
+        self.log(keys.VAL_LOSS, loss, prog_bar=True, sync_dist=True)
+        self.log(keys.VAL_ACC, self.val_acc, prog_bar=True)
 
     def on_test_start(self) -> None:
         suffixes = self._test_suffixes()
@@ -115,8 +116,8 @@ class SequenceClassifier(L.LightningModule):
         suffix = self._test_suffixes()[dataloader_idx]
         metric = self.test_accs[dataloader_idx]
         metric(logits, y)
-        self.log(f"test/loss{suffix}", loss, sync_dist=True, add_dataloader_idx=False)
-        self.log(f"test/acc{suffix}", metric, add_dataloader_idx=False)
+        self.log(keys.test_loss(suffix), loss, sync_dist=True, add_dataloader_idx=False)
+        self.log(keys.test_acc(suffix), metric, add_dataloader_idx=False)
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
         x = batch[0] if isinstance(batch, list | tuple) else batch
@@ -127,7 +128,7 @@ class SequenceClassifier(L.LightningModule):
         if self.lr_scheduler_factory is None:
             return optimizer
         scheduler = self.lr_scheduler_factory(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": keys.VAL_LOSS}}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # A pruned checkpoint holds `<weight>_mask` buffers that a freshly built (dense) model lacks;

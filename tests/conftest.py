@@ -1,4 +1,4 @@
-"""Shared test setup: W&B never reaches a network, runs go to tmp_path, quickstart CLI args."""
+"""Shared test setup: W&B never reaches a network, runs go to tmp_path, one torch thread, quickstart CLI args."""
 
 from __future__ import annotations
 
@@ -6,6 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+from lightning.pytorch import Callback, Trainer
+
+# The test models are tiny: a second intra-op thread only adds OpenMP hand-offs, and on a busy
+# 2-core machine it made a 64-unit LSTM step 60x slower (0.2 s instead of 3 ms). Processes that a
+# test starts keep torch's default; numpy's BLAS keeps its own, which test_expansion_share relies on.
+torch.set_num_threads(1)
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -46,3 +53,36 @@ def offline_wandb_env(root: Path) -> dict[str, str]:
 def _run_in_tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Relative paths a test forgets to redirect land in its tmp dir, not in the repo."""
     monkeypatch.chdir(tmp_path)
+
+
+class _EpochCount(Callback):
+    def __init__(self) -> None:
+        self.started = 0
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: object) -> None:
+        self.started += 1
+
+
+@pytest.fixture(autouse=True)
+def _quick_tier_trains_at_most_one_epoch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """The README's tiers, checked: a test not marked ``slow`` trains at most one epoch in all.
+
+    Counts the epochs every ``Trainer.fit`` of the test starts (CLI fits included). Shared
+    module-scoped fixtures are set up before this patch and are not counted; keep them to one
+    epoch each too.
+    """
+    if request.node.get_closest_marker("slow"):
+        yield
+        return
+    counters: list[_EpochCount] = []
+    fit = Trainer.fit
+
+    def counted_fit(self: Trainer, *args, **kwargs):
+        counters.append(_EpochCount())
+        self.callbacks.append(counters[-1])
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", counted_fit)
+    yield
+    epochs = sum(c.started for c in counters)
+    assert epochs <= 1, f"{request.node.nodeid} trains {epochs} epochs: mark it @pytest.mark.slow or train one"

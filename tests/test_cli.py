@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.cli import LightningCLI
 
 from rnn_prune import keys
 from rnn_prune.cli import CHECKPOINT_DIR, ConfigError, main
@@ -66,24 +67,6 @@ def test_bad_model_value_names_the_value(tmp_path: Path, capsys: pytest.CaptureF
 def test_nonpositive_hidden_size_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="hidden_size=0 must be a positive integer"):
         main(quickstart_args("fit", tmp_path, "--model.hidden_size", "0"))
-
-
-def test_quickstart_fit_validate_test_from_checkpoint(tmp_path: Path) -> None:
-    cli = main(quickstart_args("fit", tmp_path, "--trainer.max_epochs", "2"))
-    assert cli.trainer.current_epoch == 2
-    assert cli.model.hparams.input_size == 8 and cli.model.hparams.num_classes == 10  # linked from data
-    last = [p for p in _checkpoints(tmp_path) if p.name == "last.ckpt"]
-    assert last == [tmp_path / CHECKPOINT_DIR / "last.ckpt"]  # one predictable place
-    assert list(tmp_path.rglob("offline-run-*")), "the W&B offline run lives under default_root_dir"
-
-    fit_acc = cli.trainer.callback_metrics["val/acc"].item()
-    validated = main(quickstart_args("validate", tmp_path, "--ckpt_path", str(last[0])))
-    # the pruned model is what gets evaluated: masks loaded, pruned weights zero, same accuracy
-    weight, mask = validated.model.net.lstm.weight_hh_l0, validated.model.net.lstm.weight_hh_l0_mask
-    assert 0.2 < 1 - mask.float().mean().item() < 0.9 and torch.all(weight[~mask] == 0)
-    assert validated.trainer.callback_metrics["val/acc"].item() == pytest.approx(fit_acc)
-    tested = main(quickstart_args("test", tmp_path, "--ckpt_path", str(last[0])))
-    assert 0.0 < tested.trainer.callback_metrics["test/acc"].item() <= 1.0
 
 
 def test_sparsity_flag_out_of_range_names_the_flag(tmp_path: Path) -> None:
@@ -145,6 +128,16 @@ def _copy(trained: Path, tmp_path: Path) -> tuple[Path, Path]:
     return root, root / CHECKPOINT_DIR / "last.ckpt"
 
 
+@pytest.fixture(scope="module")
+def resumed(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, LightningCLI]:
+    """:func:`trained` continued by ``fit --ckpt_path`` for one more epoch, the first pruned one
+    (the cubic schedule's target is 0 at epoch 0): the root and the fit's CLI, shared, read only."""
+    root, last = _copy(trained, tmp_path_factory.mktemp("resumed"))
+    cli = main(quickstart_args("fit", root, "--trainer.max_epochs", "2", "--ckpt_path", str(last)))
+    assert all(wait_until_complete(run) for run in find_offline_runs(root))
+    return root, cli
+
+
 @pytest.mark.parametrize("config", ALL_CONFIGS, ids=lambda p: p.name)
 def test_every_config_keeps_last_ckpt_the_latest_epoch_and_stops_bad_runs(config: Path, tmp_path: Path) -> None:
     cli = main(["--config", str(config), "--trainer.default_root_dir", str(tmp_path)], run=False)
@@ -160,6 +153,8 @@ def test_every_config_keeps_last_ckpt_the_latest_epoch_and_stops_bad_runs(config
 def test_last_checkpoint_is_the_final_epoch_at_the_final_sparsity(tmp_path: Path) -> None:
     # A monitored ModelCheckpoint(save_last=True) left last.ckpt at epoch 4 / sparsity 0.776 here.
     main(quickstart_args("fit", tmp_path, "--sparsity", "0.99", "--trainer.max_epochs", "14"))
+    (best,) = (p for p in _checkpoints(tmp_path) if p.name != "last.ckpt")
+    assert torch.load(best, weights_only=True)["epoch"] < 13, "the most accurate epoch is not the last one here"
     last = tmp_path / CHECKPOINT_DIR / "last.ckpt"
     checkpoint = torch.load(last, weights_only=True)
     assert checkpoint["epoch"] == 13
@@ -168,6 +163,24 @@ def test_last_checkpoint_is_the_final_epoch_at_the_final_sparsity(tmp_path: Path
     assert pruned == pytest.approx(0.99, abs=0.005)
     tested = main(quickstart_args("test", tmp_path, "--ckpt_path", str(last)))
     assert tested.trainer.callback_metrics[keys.SPARSITY].item() == pytest.approx(0.99, abs=0.005)
+
+
+def test_quickstart_fit_validate_test_from_checkpoint(resumed: tuple[Path, LightningCLI], tmp_path: Path) -> None:
+    root, cli = resumed
+    assert cli.trainer.current_epoch == 2
+    assert cli.model.hparams.input_size == 8 and cli.model.hparams.num_classes == 10  # linked from data
+    last = [p for p in _checkpoints(root) if p.name == "last.ckpt"]
+    assert last == [root / CHECKPOINT_DIR / "last.ckpt"]  # one predictable place
+    assert list(root.rglob("offline-run-*")), "the W&B offline run lives under default_root_dir"
+
+    fit_acc = cli.trainer.callback_metrics[keys.VAL_ACC].item()
+    validated = main(quickstart_args("validate", tmp_path, "--ckpt_path", str(last[0])))
+    # the pruned model is what gets evaluated: masks loaded, pruned weights zero, same accuracy
+    weight, mask = validated.model.net.lstm.weight_hh_l0, validated.model.net.lstm.weight_hh_l0_mask
+    assert 0.2 < 1 - mask.float().mean().item() < 0.9 and torch.all(weight[~mask] == 0)
+    assert validated.trainer.callback_metrics[keys.VAL_ACC].item() == pytest.approx(fit_acc)
+    tested = main(quickstart_args("test", tmp_path, "--ckpt_path", str(last[0])))
+    assert 0.0 < tested.trainer.callback_metrics[keys.TEST_ACC].item() <= 1.0
 
 
 def test_evaluation_saves_its_own_config_and_labels_its_wandb_run(trained: Path, tmp_path: Path) -> None:
@@ -185,18 +198,17 @@ def test_evaluation_saves_its_own_config_and_labels_its_wandb_run(trained: Path,
     assert read_config(runs["test"])["checkpoint_run_id"] == read_run(runs["fit"]).run_id
 
 
-def test_fit_from_a_checkpoint_continues_its_wandb_run(trained: Path, tmp_path: Path) -> None:
-    root, last = _copy(trained, tmp_path)
-    (first,) = find_offline_runs(root)
+def test_fit_from_a_checkpoint_continues_its_wandb_run(trained: Path, resumed: tuple[Path, LightningCLI]) -> None:
+    (first,) = find_offline_runs(trained)
     run_id = read_run(first).run_id
-    assert torch.load(last, weights_only=True)[WANDB_RUN_ID_KEY] == run_id
+    assert torch.load(trained / CHECKPOINT_DIR / "last.ckpt", weights_only=True)[WANDB_RUN_ID_KEY] == run_id
 
-    main(quickstart_args("fit", root, "--trainer.max_epochs", "2", "--ckpt_path", str(last)))
+    root, _ = resumed  # trained, then fit --ckpt_path <its last.ckpt> --trainer.max_epochs 2
     sessions = [read_run(run) for run in find_offline_runs(root)]
     assert [s.run_id for s in sessions] == [run_id, run_id]  # one W&B run, two sessions
     epochs = sorted(int(row[keys.EPOCH]) for s in sessions for row in s.history if keys.VAL_ACC in row)
     assert epochs == [0, 1]
-    assert torch.load(last, weights_only=True)["epoch"] == 1
+    assert torch.load(root / CHECKPOINT_DIR / "last.ckpt", weights_only=True)["epoch"] == 1
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9/model.ckpt", "HTTPS://example.invalid/last.ckpt"])

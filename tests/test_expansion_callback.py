@@ -18,7 +18,7 @@ from rnn_prune.expansion.verdict import ramanujan_share
 from rnn_prune.module import SequenceClassifier
 
 
-def _fit(tmp_path: Path, metrics: ExpansionMetrics, epochs: int = 2, sparsity: float = 0.8) -> list[dict[str, str]]:
+def _fit(tmp_path: Path, metrics: ExpansionMetrics, epochs: int = 1, sparsity: float = 0.8) -> list[dict[str, str]]:
     L.seed_everything(0)
     trainer = L.Trainer(
         max_epochs=epochs, callbacks=[ScheduledPruning(sparsity), metrics], logger=CSVLogger(tmp_path, name="csv"),
@@ -29,8 +29,10 @@ def _fit(tmp_path: Path, metrics: ExpansionMetrics, epochs: int = 2, sparsity: f
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow  # two epochs: IMDB's every-second-epoch cadence
 def test_scalars_reach_a_csv_logger_every_epoch(tmp_path: Path) -> None:
-    rows = _fit(tmp_path, ExpansionMetrics(imdb_every_n_epochs=2, unfolded_steps=4, reach_lags=[0, 3]), sparsity=0.3)
+    metrics = ExpansionMetrics(imdb_every_n_epochs=2, unfolded_steps=4, reach_lags=[0, 3])
+    rows = _fit(tmp_path, metrics, epochs=2, sparsity=0.3)
     measured = [r for r in rows if r.get("graph/ramanujan_fraction")]
     assert [int(r["epoch"]) for r in measured] == [0, 1]
     for row in measured:
@@ -44,7 +46,7 @@ def test_scalars_reach_a_csv_logger_every_epoch(tmp_path: Path) -> None:
 
 def test_measures_and_include_narrow_what_is_logged(tmp_path: Path) -> None:
     metrics = ExpansionMetrics(include=["gru.l0.hh*"], measures=["delta_r"], unfolded_every_n_epochs=None)
-    rows = _fit(tmp_path, metrics, epochs=1)
+    rows = _fit(tmp_path, metrics)
     logged = {k for r in rows for k, v in r.items() if k.startswith("graph/") and v != ""}
     graphs = ["gru.l0.hh", "gru.l0.hh.reset_gate", "gru.l0.hh.update_gate", "gru.l0.hh.new_gate"]
     # no is_ramanujan asked for: no Ramanujan share either
@@ -63,7 +65,7 @@ def test_only_the_asked_measures_are_computed(monkeypatch: pytest.MonkeyPatch) -
 
 def test_ramanujan_share_counts_only_defined_verdicts(tmp_path: Path) -> None:
     metrics = ExpansionMetrics(unfolded_every_n_epochs=None, imdb_every_n_epochs=None)
-    rows = _fit(tmp_path, metrics, epochs=1)
+    rows = _fit(tmp_path, metrics)
     (row,) = [r for r in rows if r.get(keys.RAMANUJAN_FRACTION)]
     verdicts = [float(v) for k, v in row.items() if k.endswith("/" + keys.IS_RAMANUJAN) and v != ""]
     share = ramanujan_share(verdicts)

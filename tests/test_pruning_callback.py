@@ -28,7 +28,7 @@ def _module(cell: str = "lstm", **kwargs) -> SequenceClassifier:
     return SequenceClassifier(8, 10, cell=cell, hidden_size=kwargs.pop("hidden_size", 16), **kwargs)
 
 
-def _trainer(tmp_path: Path, callbacks: list, max_epochs: int = 2, **kwargs) -> L.Trainer:
+def _trainer(tmp_path: Path, callbacks: list, max_epochs: int, **kwargs) -> L.Trainer:
     return L.Trainer(
         default_root_dir=tmp_path,
         max_epochs=max_epochs,

@@ -43,7 +43,8 @@ FIGURES = {
 # Unguarded, sparsity reaches 0.9: lstm.l0.hh loses the property first (epoch 4, sparsity 0.75),
 # the forget gate next (epoch 5), head never; the input gate never had it (so it never "loses" it).
 # The unguarded run logs each graph's verdict (is_ramanujan) as today's runs do; the guarded one
-# logs only graph/ramanujan_fraction, as runs from before the per-graph verdict did.
+# logs only graph/ramanujan_fraction and the verdict's inputs, as runs from before the per-graph
+# verdict did (the report makes the verdict from those).
 GRAPHS = ("head", "lstm.l0.hh", "lstm.l0.ih.forget_gate", "lstm.l0.ih.input_gate")
 OFFSET = {"head": 0.95, "lstm.l0.hh": 0.65, "lstm.l0.ih.forget_gate": 0.8, "lstm.l0.ih.input_gate": -0.1}
 SPARSITY = {
@@ -84,6 +85,9 @@ def study_rows(kind: str, *, snr: bool = False) -> list[tuple[dict[str, float], 
             graph[keys.graph(g, "normalized_gap")] = 0.5 * (1 - sparsity) + OFFSET[g] / 10
             if kind == "unguarded":
                 graph[keys.graph(g, keys.IS_RAMANUJAN)] = float(OFFSET[g] >= sparsity)
+            else:
+                inputs = {keys.AVG_LEFT_DEGREE: 8.0, keys.AVG_RIGHT_DEGREE: 8.0, keys.NUM_NONISOLATED_COMPONENTS: 1.0}
+                graph.update({keys.graph(g, measure): value for measure, value in inputs.items()})
         graph[keys.MIN_DELTA_R] = min(OFFSET[g] - sparsity for g in GRAPHS)
         if kind == "guarded":
             graph[keys.RAMANUJAN_FRACTION] = sum(OFFSET[g] >= sparsity for g in GRAPHS) / 4
@@ -226,12 +230,28 @@ def test_verdicts_not_delta_r_decide_share_and_loss() -> None:
     assert (table["Ramanujan share (end)"], table["graphs without verdict (end)"]) == ("0.5000", "0")
 
 
-def test_runs_without_verdicts_fall_back_to_the_logged_share_and_delta_r() -> None:
-    rows = [{E: e, keys.graph("g", keys.DELTA_R): d, keys.RAMANUJAN_FRACTION: f, keys.RAMANUJAN_UNDEFINED: 1}
-            for e, (d, f) in enumerate([(0.2, 1.0), (-0.1, 0.5)])]  # fmt: skip
+def test_runs_without_verdicts_fall_back_to_the_logged_share_and_the_one_verdict() -> None:
+    """Old runs logged no is_ramanujan: the loss is ramanujan_verdict of the logged Δr, degrees and
+    components besides isolated nodes -- a disconnected graph loses the property at Δr >= 0, a graph
+    below average degree 3 has no verdict, and Δr alone decides nothing."""
+    def g(graph: str, measure: str) -> str:
+        return keys.graph(graph, measure)
+
+    # epoch 0: both graphs connected, Δr >= 0; epoch 1: "split" has 2 components besides the 2
+    # isolated nodes (Δr still >= 0), "thin" falls below degree 3 (no verdict) with Δr < 0
+    rows = [{E: e, g("split", keys.DELTA_R): 0.2, g("split", keys.AVG_LEFT_DEGREE): 4,
+             g("split", keys.AVG_RIGHT_DEGREE): 4, g("split", keys.NUM_COMPONENTS): c,
+             g("split", keys.NUM_ISOLATED_LEFT): 1, g("split", keys.NUM_ISOLATED_RIGHT): 1,
+             g("thin", keys.DELTA_R): d, g("thin", keys.AVG_LEFT_DEGREE): deg, g("thin", keys.AVG_RIGHT_DEGREE): 4,
+             g("thin", keys.NUM_NONISOLATED_COMPONENTS): 1,
+             keys.RAMANUJAN_FRACTION: f, keys.RAMANUJAN_UNDEFINED: 1}
+            for e, (c, d, deg, f) in enumerate([(3, 0.2, 4, 1.0), (4, -0.1, 2.5, 0.5)])]  # fmt: skip
     run = RunData.from_rows("old", rows)
-    assert run.ramanujan_losses() == {"g": 1}
+    assert run.verdicts("split").tolist() == [1.0, 0.0] and np.isnan(run.verdicts("thin")[1])
+    assert run.ramanujan_losses() == {"split": 1}
     assert run.final_ramanujan_share() == RamanujanShare(0.5, 0, 1)
+    delta_r_only = RunData.from_rows("older", [{E: e, g("g", keys.DELTA_R): d} for e, d in enumerate([0.2, -0.1])])
+    assert delta_r_only.ramanujan_losses() == {} and not delta_r_only.measures_verdicts()
     assert RunData.from_rows("none", [{E: 0, keys.VAL_ACC: 0.5}]).ramanujan_fraction() is None
 
 

@@ -19,11 +19,23 @@ import pytest
 from matplotlib.image import imread
 from scipy import stats as scipy_stats
 
-from rnn_prune.study import figures, stats
+from rnn_prune import keys, wandb_offline
+from rnn_prune.report import RunData
+from rnn_prune.study import figures, results, stats
 from rnn_prune.study.command import main
 from rnn_prune.study.grid import Cell, build_grid
-from rnn_prune.study.results import write_json_atomic
-from rnn_prune.study.runner import FIT_DONE, RESULT, Study, plan_schedule, slot_environments
+from rnn_prune.study.results import DERIVED_VERSION, fit_summary, snr_columns, write_json_atomic
+from rnn_prune.study.runner import (
+    CELL_LOG,
+    FIT_DONE,
+    RESULT,
+    Study,
+    cell_environment,
+    checkpoint_loads,
+    last_checkpoint,
+    plan_schedule,
+    slot_environments,
+)
 from rnn_prune.study.summary import build_outputs
 from tests.conftest import CONFIGS, offline_wandb_env
 
@@ -135,6 +147,9 @@ def test_list_prints_cells_with_index_and_status(tmp_path: Path, capsys: pytest.
         (["--cell-index", "3"], r"--cell-index 3: the grid has cells 0 to 2"),
         (["--sparsity", "1.5"], r"every sparsity must lie in \[0, 1\)"),
         (["stray"], "unrecognised argument 'stray'"),
+        (["--parallel", "0"], "--parallel 0: must be at least 1"),
+        (["--cell-index", "-1"], "--cell-index -1: must be at least 0"),
+        (["--seeds", "-1"], "--seeds -1: seed_everything takes 0 to 4294967295"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture, extra: list[str],
@@ -145,6 +160,31 @@ def test_bad_arguments_exit_2_with_a_message(tmp_path: Path, capsys: pytest.Capt
         main(args)
     assert exit_info.value.code == 2
     assert __import__("re").search(match, capsys.readouterr().err)
+
+
+def test_overlay_is_written_atomically_and_only_when_it_changes(tmp_path: Path) -> None:
+    """SLURM array tasks all prepare the study at once: none may see another's half-written overlay."""
+    study = Study.prepare(QUICKSTART, tmp_path, ["--trainer.max_epochs", "4"])
+    before = study.overlay.stat()
+    Study.prepare(QUICKSTART, tmp_path, ["--trainer.max_epochs", "4"])
+    after = study.overlay.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # unchanged: not rewritten
+    Study.prepare(QUICKSTART, tmp_path, ["--trainer.max_epochs", "5"])
+    assert study.overlay.stat().st_ino != before.st_ino  # changed: a new file renamed over the old one
+    assert "end_epoch: 4" in study.overlay.read_text()
+
+
+def test_a_subclass_of_scheduled_pruning_is_swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "my_pruning.py").write_text(
+        "from callbacks.pruning import ScheduledPruning\n\n\nclass Mine(ScheduledPruning):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = tmp_path / "mine.yaml"
+    text = Path(QUICKSTART).read_text().replace("class_path: callbacks.ScheduledPruning", "class_path: my_pruning.Mine")
+    assert "my_pruning.Mine" in text
+    config.write_text(text)
+    study = Study.prepare(config, tmp_path / "out", ["--trainer.max_epochs", "4"])
+    assert "end_epoch moved from 10 to 3" in study.schedule_note
 
 
 def test_config_without_scheduled_pruning_is_refused(tmp_path: Path) -> None:
@@ -183,6 +223,12 @@ def test_partial_correlation_removes_what_sparsity_explains() -> None:
     assert reading.kind == "supports" and str(reading).startswith("supports the claim")
     assert stats.answer({"min Δr": reading, "share": stats.verdict(raw, None)}).startswith(
         "The data supports the claim: at equal sparsity, min Δr predicted")
+
+
+def test_answer_is_mixed_when_one_measure_supports_and_the_other_contradicts() -> None:
+    supports, contradicts = stats.Reading("supports", ""), stats.Reading("contradicts", "")
+    text = stats.answer({"min Δr": supports, "the share": contradicts})
+    assert text.startswith("The data is mixed:") and "min Δr predicted" in text and "the share went with" in text
 
 
 def test_verdict_says_when_data_is_too_small() -> None:
@@ -262,6 +308,21 @@ def test_accuracy_figure_has_one_legend_entry_per_line_and_no_empty_panel(tmp_pa
         assert all(ax.lines for ax in figure.axes)
 
 
+def test_snr_keys_are_parsed_by_the_keys_module() -> None:
+    assert keys.parse_snr_key(keys.test_acc(keys.snr_suffix(-5.0))) == -5.0
+    assert keys.parse_snr_key("test/acc@2.5dB") == 2.5
+    assert keys.parse_snr_key("test/acc") is None and keys.parse_snr_key("test/loss@5dB") is None
+    result = {"test/acc@10dB": 0.9, "test/acc@2.5dB": 0.5, "test/acc@-5dB": 0.3, "test/acc": 0.95}
+    assert snr_columns([result]) == ["test/acc@-5dB", "test/acc@2.5dB", "test/acc@10dB"]
+
+
+def test_expansion_figure_has_its_title_with_one_panel() -> None:
+    rows = [{"kind": "pruned", "criterion": "magnitude", "guard": "none", "target_sparsity": s, "min_delta_r": d}
+            for s, d in [(0.5, 1.0), (0.9, -1.0)]]  # fmt: skip
+    figure = figures.expansion_vs_sparsity(rows)  # no Ramanujan share: one panel
+    assert len(figure.axes) == 1 and figure.get_suptitle().startswith("Expansion of the final model")
+
+
 def test_speech_cells_get_snr_columns_and_the_snr_figure(tmp_path: Path) -> None:
     _synthetic_study(tmp_path, config="configs/speech.yaml", **{"test/acc@0dB": 0.5, "test/acc@-5dB": 0.3})
     written = build_outputs(tmp_path)
@@ -278,6 +339,46 @@ def test_two_configs_in_one_folder_get_their_own_sections_and_figures(tmp_path: 
     summary = (tmp_path / "summary.md").read_text()
     assert "## `configs/a.yaml`" in summary and "## `configs/b.yaml`" in summary
     assert (tmp_path / "a_accuracy_vs_sparsity.png").is_file() and (tmp_path / "b_accuracy_vs_sparsity.png").is_file()
+
+
+def _imdb_rows() -> list[dict[str, float]]:
+    """Two epochs: IMDB defined at sparsity 0.5, undefined (NaN) at the final sparsity 0.99."""
+    return [{keys.EPOCH: 0, keys.VAL_ACC: 0.9, keys.SPARSITY: 0.5, keys.graph("a", keys.IMDB): 7.0,
+             keys.graph("a", keys.DELTA_R): 0.5},
+            {keys.EPOCH: 1, keys.VAL_ACC: 0.5, keys.SPARSITY: 0.99, keys.graph("a", keys.IMDB): math.nan,
+             keys.graph("a", keys.DELTA_R): -1.0}]  # fmt: skip
+
+
+def test_mean_imdb_is_the_final_epochs_not_an_earlier_one() -> None:
+    summary = fit_summary(RunData.from_rows("r", _imdb_rows()))
+    assert summary["final_epoch"] == 1 and summary["mean_imdb"] is None  # not 7.0 from sparsity 0.5
+    assert (summary["imdb_defined"], summary["imdb_undefined"]) == (0, 1)
+
+
+def test_rebuild_rederives_log_fields_of_cells_finished_by_older_code(tmp_path: Path) -> None:
+    """A result.json from before the IMDB fix carries the old value; the rebuild (as --report-only
+    runs it) re-reads the cell's fit log once, stores the new fields and leaves current ones alone."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    cells = _synthetic_study(tmp_path)
+    old = next(c for c in cells if c.sparsity == 0.99)
+    path = tmp_path / "runs" / old.name / RESULT
+    write_json_atomic(path, {**json.loads(path.read_text()), "mean_imdb": 7.0})  # no derived_version: old code
+    logger = CSVLogger(save_dir=tmp_path / "runs" / old.name / "fit", name="lightning_logs")
+    for step, row in enumerate(_imdb_rows()):
+        logger.log_metrics(row, step)
+    logger.save()
+    build_outputs(tmp_path)
+    with open(tmp_path / "study.csv") as file:
+        row = next(r for r in csv.DictReader(file) if r["cell"] == old.name)
+    assert row["mean_imdb"] == "" and row["final_sparsity"] == "0.99" and row["test_acc"] != ""
+    stored = json.loads(path.read_text())
+    assert stored["derived_version"] == DERIVED_VERSION and stored["mean_imdb"] is None
+    assert stored["min_delta_r"] == -1.0 and stored["reached_target"] is True and stored["imdb_undefined"] == 1
+    assert "| n/a (0 of 1) |" in (tmp_path / "summary.md").read_text()
+    mtime = path.stat().st_mtime_ns
+    build_outputs(tmp_path)
+    assert path.stat().st_mtime_ns == mtime  # re-derived once, not at every rebuild
 
 
 def test_no_finished_cell_is_a_clear_error(tmp_path: Path) -> None:
@@ -304,7 +405,8 @@ def test_study_killed_mid_way_resumes_without_rerunning_finished_cells(tmp_path:
                                  start_new_session=True)  # fmt: skip
         deadline = time.monotonic() + 600
         try:  # kill the whole study (its cell processes too) once the second cell saved an epoch
-            while not ((dense / RESULT).is_file() and any((pruned / "fit").rglob("last*.ckpt"))):
+            while not ((dense / RESULT).is_file() and (ckpt := last_checkpoint(pruned / "fit")) is not None
+                       and checkpoint_loads(ckpt)):  # fmt: skip
                 assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
                 assert time.monotonic() < deadline, "the study did not reach its second cell in time"
                 time.sleep(0.1)
@@ -312,6 +414,8 @@ def test_study_killed_mid_way_resumes_without_rerunning_finished_cells(tmp_path:
             os.killpg(first.pid, signal.SIGKILL)
             first.wait()
     assert not (pruned / RESULT).exists() and not (pruned / FIT_DONE).exists()
+    # Lightning writes checkpoints in place: the kill may still have cut the next epoch's save short
+    resumable = checkpoint_loads(last_checkpoint(pruned / "fit"))
     dense_result = (dense / RESULT).read_bytes()
     dense_mtime = (dense / RESULT).stat().st_mtime_ns
 
@@ -320,7 +424,11 @@ def test_study_killed_mid_way_resumes_without_rerunning_finished_cells(tmp_path:
     assert (dense / RESULT).read_bytes() == dense_result and (dense / RESULT).stat().st_mtime_ns == dense_mtime
     commands = [line for line in (pruned / "cell.log").read_text().splitlines() if line.startswith("$ ")]
     fits = [line for line in commands if " fit " in line]
-    assert len(fits) == 2 and "--ckpt_path" not in fits[0] and "--ckpt_path" in fits[1]  # restarted from its own ckpt
+    assert len(fits) == 2 and "--ckpt_path" not in fits[0]
+    if resumable:  # restarted from its own checkpoint
+        assert "--ckpt_path" in fits[1]
+    else:  # the broken one set aside, the fit started over
+        assert "--ckpt_path" not in fits[1] and "does not load" in (pruned / "cell.log").read_text()
     with open(out / "study.csv") as file:
         rows = list(csv.DictReader(file))
     assert [r["kind"] for r in rows] == ["dense", "pruned"]
@@ -374,3 +482,112 @@ def test_a_failing_cell_is_reported_and_the_others_still_run(tmp_path: Path, mon
     errors = study.run(cells, parallel=2, slots=[{}, {}])
     assert sorted(ran) == sorted(c.name for c in cells)
     assert errors == ["quickstart-s0.5-magnitude-none-seed0: KeyError: 'val/acc'"]
+
+
+# --- resuming: W&B waits, the W&B service, a checkpoint cut off mid-write ---------------------------------
+
+
+def _sessions(fit_dir: Path, names: list[str]) -> list[Path]:
+    runs = []
+    for name in names:
+        run = fit_dir / "wandb" / f"offline-run-{name}"
+        run.mkdir(parents=True)
+        (run / f"run-{name.rsplit('-', 1)[-1]}.wandb").write_bytes(b"")  # no exit record: never complete
+        runs.append(run)
+    return runs
+
+
+def test_only_the_newest_wandb_session_is_waited_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGKILLed session never writes its exit record: waiting on it would stall every resumed cell."""
+    killed, resumed = _sessions(tmp_path / "fit", ["20260101_010000-abc", "20260101_020000-abc"])
+    waited: list[Path] = []
+    monkeypatch.setattr(wandb_offline, "wait_until_complete", lambda run, timeout: waited.append(run) or True)
+    results._wait_for_wandb(tmp_path / "fit")
+    assert waited == [resumed]
+
+
+def test_no_wandb_wait_unless_the_fit_just_ran(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _sessions(tmp_path / "fit", ["20260101_010000-abc"])
+    waited: list[Path] = []
+    monkeypatch.setattr(wandb_offline, "wait_until_complete", lambda run, timeout: waited.append(run) or True)
+    monkeypatch.setattr(results, "fit_fields", lambda sparsity, fit_dir: {"final_sparsity": sparsity})
+    test_run = RunData.from_rows("t", [{"epoch": 0, "test/acc": 0.5}])
+    monkeypatch.setattr(results, "load_run", lambda path, require: test_run)
+    cell = build_grid(QUICKSTART, [0.9], ["magnitude"], ["none"], [0])[0]
+    assert results.cell_result(cell, tmp_path / "fit", tmp_path / "test")["test_acc"] == 0.5
+    assert waited == []
+    results.cell_result(cell, tmp_path / "fit", tmp_path / "test", fit_just_ran=True)
+    assert len(waited) == 1
+
+
+def test_cells_do_not_inherit_the_parents_wandb_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest (or a notebook) may run a W&B service and export WANDB_SERVICE; a cell that connected to
+    it would find its killed fit's run still registered there ("run ID ... is in use")."""
+    assert cell_environment({"WANDB_SERVICE": "x", "A": "1"}, {"OMP_NUM_THREADS": "2"}) == {"A": "1",
+                                                                                            "OMP_NUM_THREADS": "2"}
+    monkeypatch.setenv("WANDB_SERVICE", "2-123-tcp-localhost-4567")
+    study = Study.prepare(QUICKSTART, tmp_path, [])
+    envs: list[dict[str, str]] = []
+    monkeypatch.setattr(Study, "run_cell", lambda self, cell, env, processes: envs.append(env) or {})
+    assert study.run(build_grid(QUICKSTART, [0], ["magnitude"], ["none"], [0]), slots=[{"OMP_NUM_THREADS": "1"}]) == []
+    assert "WANDB_SERVICE" not in envs[0] and envs[0]["OMP_NUM_THREADS"] == "1" and "PATH" in envs[0]
+
+
+class _FakeProcesses:
+    """Records the cell's commands; its "fit" saves a loadable last.ckpt, as a finished fit would."""
+
+    def __init__(self) -> None:
+        self.commands: list[list[str]] = []
+
+    def run(self, command: list[str], env: dict[str, str], log_path: Path, name: str, stage: str) -> None:
+        import torch
+
+        self.commands.append(command)
+        if stage == "fit":
+            root = Path(command[command.index("--trainer.default_root_dir") + 1])
+            (root / "checkpoints").mkdir(parents=True, exist_ok=True)
+            torch.save({"epoch": 2}, root / "checkpoints" / "last.ckpt")
+
+
+@pytest.mark.parametrize("truncated", [True, False])
+def test_a_last_checkpoint_cut_off_mid_write_restarts_the_fit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              truncated: bool) -> None:  # fmt: skip
+    import torch
+
+    study = Study.prepare(QUICKSTART, tmp_path, [])
+    cell = build_grid(QUICKSTART, [0.9], ["magnitude"], ["none"], [0])[0]
+    ckpt = study.cell_dir(cell) / "fit" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save({"epoch": 1, "state_dict": {"w": torch.zeros(64, 64)}}, ckpt)
+    if truncated:  # the study was killed while Lightning wrote it
+        ckpt.write_bytes(ckpt.read_bytes()[:5000])
+    assert checkpoint_loads(ckpt) is not truncated
+    whole = tmp_path / "objects.ckpt"  # objects the weights-only loader refuses: whole, so the fit may resume
+    torch.save({"state_dict": {}, "callbacks": {"Mine": {"root": Path("x")}}}, whole)
+    assert checkpoint_loads(whole)
+    monkeypatch.setattr("rnn_prune.study.runner.cell_result", lambda cell, fit_dir, test_dir, fit_just_ran: {})
+    processes = _FakeProcesses()
+    study.run_cell(cell, {}, processes)
+    fit, test = processes.commands
+    assert ("--ckpt_path" in fit) is not truncated and test[-1] == str(ckpt)
+    broken = study.cell_dir(cell) / "fit.broken1" / "checkpoints" / "last.ckpt"
+    assert broken.is_file() is truncated
+    if truncated:
+        assert "does not load" in (study.cell_dir(cell) / CELL_LOG).read_text()
+    assert (study.cell_dir(cell) / RESULT).is_file()
+
+
+def test_cell_expansion_is_over_the_pruned_graphs_not_the_dense_head() -> None:
+    # At high sparsity every pruned gate loses its verdict (average degree < 3) while the unpruned
+    # head stays a dense Ramanujan graph: the cell's share must not become the head's 1.0.
+    rows = [{"epoch": 0, "val/acc": 0.5, "prune/sparsity": 0.99, "prune/lstm.l0.hh/sparsity": 0.99,
+             "graph/lstm.l0.hh/is_ramanujan": float("nan"), "graph/lstm.l0.hh/delta_r": -1.5,
+             "graph/lstm.l0.hh/imdb": float("nan"),
+             "graph/head/is_ramanujan": 1.0, "graph/head/delta_r": 10.0, "graph/head/imdb": 10.0}]  # fmt: skip
+    summary = fit_summary(RunData.from_rows("cell", rows))
+    assert summary["ramanujan_defined"] == 0 and summary["ramanujan_undefined"] == 1
+    assert summary["ramanujan_share"] is None
+    assert summary["min_delta_r"] == -1.5
+    assert summary["mean_imdb"] is None
+    dense = fit_summary(RunData.from_rows("dense", [{**rows[0], "prune/lstm.l0.hh/sparsity": None}]))
+    assert dense["ramanujan_defined"] == 1 and dense["ramanujan_share"] == 1.0  # no pruned graph: all graphs

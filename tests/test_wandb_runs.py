@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from rnn_prune.cli import main
-from rnn_prune.loggers import INIT_TIMEOUT_S
+from rnn_prune.loggers import INIT_TIMEOUT_S, WandbLogger
 from rnn_prune.registry import graphs
 from rnn_prune.wandb_offline import find_offline_runs, read_history, wait_until_complete
 from tests.conftest import ROOT, quickstart_args
@@ -28,6 +28,7 @@ def _rows_by_epoch(history: list[dict], key: str) -> dict[int, list[dict]]:
     return rows
 
 
+@pytest.mark.slow  # three epochs: the dense one, then two pruning steps
 def test_offline_run_holds_every_measure_for_every_epoch(tmp_path: Path) -> None:
     cli = main(quickstart_args("fit", tmp_path, "--trainer.max_epochs", str(EPOCHS)))
     runs = find_offline_runs(tmp_path)
@@ -105,21 +106,34 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return {**env, "PYTHONPATH": str(ROOT), **extra}
 
 
+def test_an_online_run_waits_the_loggers_own_shorter_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WANDB_INIT_TIMEOUT", raising=False)
+    logger = WandbLogger(offline=False, project="rnn-prune")  # no run starts until .experiment
+    assert logger._shorten_init_timeout() == INIT_TIMEOUT_S < 90  # W&B's own default is 90 s
+    assert logger._wandb_init["settings"].init_timeout == INIT_TIMEOUT_S
+
+
 @pytest.mark.slow
 def test_unreachable_wandb_server_falls_back_to_offline(tmp_path: Path) -> None:
     # An API key but no server (a closed loopback port): the online run cannot start. A fresh
     # process, since wandb keeps its settings (and Lightning its WANDB_MODE) process-wide. No
-    # WANDB_INIT_TIMEOUT: the logger's own shorter wait applies, announced before it starts.
+    # WANDB_INIT_TIMEOUT: the logger's own shorter wait applies, announced before it starts; the
+    # child shortens that constant to WAIT_S, so the test waits 3 s instead of INIT_TIMEOUT_S.
+    wait_s = 3.0
     env = _clean_env(WANDB_API_KEY="0" * 40, WANDB_BASE_URL="http://127.0.0.1:9", WANDB_SILENT="true")
     args = quickstart_args("fit", tmp_path, "--trainer.max_epochs", "1", "--trainer.logger.init_args.offline", "false")
+    child = (
+        f"import runpy, rnn_prune.loggers; rnn_prune.loggers.INIT_TIMEOUT_S = {wait_s}; "
+        "runpy.run_module('rnn_prune', run_name='__main__')"
+    )
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "rnn_prune", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", child, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    notice = done.stderr.find(f"within {INIT_TIMEOUT_S:.0f} s")
+    notice = done.stderr.find(f"within {wait_s:.0f} s")
     assert 0 <= notice < done.stderr.find("logging offline instead"), "warned before the wait, not after"
-    assert time.monotonic() - started < INIT_TIMEOUT_S + 60  # not W&B's own 90 s
+    assert time.monotonic() - started < wait_s + 60  # not W&B's own 90 s
     runs = [run for run in find_offline_runs(tmp_path) if run.name.startswith("offline-run-")]
     assert len(runs) == 1  # (beside the failed online attempt's own directory)
     assert wait_until_complete(runs[0])

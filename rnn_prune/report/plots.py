@@ -54,8 +54,6 @@ __all__ = [
     "set_density_axis",
 ]
 
-SNR_COLUMN = re.compile("^" + re.escape(keys.test_acc("@")) + r"(?P<snr>[-+]?\d+(?:\.\d+)?)dB$")
-"""``test/acc@<snr>dB`` columns, e.g. ``test/acc@10dB``, ``test/acc@-5dB``."""
 MIN_DENSITY = 1e-4
 """Density at which a fully pruned point (sparsity 1) is drawn on the log axis."""
 
@@ -296,9 +294,9 @@ def accuracy_vs_snr(runs: Sequence[RunData]) -> Figure:
     for run in runs:
         columns = set(run.columns) | set(run.evaluation)
         points = sorted(
-            (float(match["snr"]), value)
+            (snr, value)
             for key in columns
-            if (match := SNR_COLUMN.match(key)) and (value := run.final(key)) is not None
+            if (snr := keys.parse_snr_key(key)) is not None and (value := run.final(key)) is not None
         )
         if points:
             curves.append((run, points))

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from rnn_prune import keys
-from rnn_prune.expansion.verdict import RamanujanShare, ramanujan_share
+from rnn_prune.expansion.verdict import RamanujanShare, ramanujan_share, ramanujan_verdict
 
 __all__ = ["LoggedRun", "ReportError", "RunData", "find_logged_runs", "load_run"]
 
@@ -174,10 +174,20 @@ class RunData:
                 values[i] = values[i - 1]
         return values
 
-    def _verdict_graphs(self) -> list[str]:
-        return [g for g in self.graphs if keys.graph(g, IS_RAMANUJAN) in self.columns]
+    @property
+    def pruned_graphs(self) -> list[str]:
+        """The graphs the pruning callback pruned: those with a logged ``prune/<graph>/sparsity``.
 
-    def ramanujan_shares(self) -> list[RamanujanShare | None]:
+        Empty for a run without pruning. The metrics callback also measures graphs nobody prunes
+        (the dense head); a study of pruning asks about these ones.
+        """
+        return [g for g in self.graphs if self.has(keys.graph_sparsity(g))]
+
+    def _verdict_graphs(self, among: Iterable[str] | None = None) -> list[str]:
+        candidates = self.graphs if among is None else [g for g in self.graphs if g in set(among)]
+        return [g for g in candidates if keys.graph(g, IS_RAMANUJAN) in self.columns]
+
+    def ramanujan_shares(self, among: Iterable[str] | None = None) -> list[RamanujanShare | None]:
         """Per epoch, :func:`~rnn_prune.expansion.verdict.ramanujan_share` over the graphs' logged
         ``graph/<graph>/is_ramanujan`` (NaN = no verdict, outside the denominator, counted as
         undefined); None for an epoch that measured no graph.
@@ -185,8 +195,10 @@ class RunData:
         Runs that logged no per-graph verdict fall back to the logged ``graph/ramanujan_fraction``
         (and ``graph/ramanujan_undefined`` where present, else 0 undefined; the defined count is then
         unknown and given as 0). The report never judges Δr itself: the verdict has one home.
+        ``among`` limits the share to those graphs (e.g. :attr:`pruned_graphs`); by default it is
+        over every measured graph, as the metrics callback's ``graph/ramanujan_fraction`` is.
         """
-        graphs = self._verdict_graphs()
+        graphs = self._verdict_graphs(among)
         shares: list[RamanujanShare | None] = []
         if graphs:
             for i in range(len(self.epochs)):
@@ -198,7 +210,7 @@ class RunData:
                 shares.append(ramanujan_share(verdicts) if verdicts else None)
             return shares
         fraction = self.columns.get(keys.RAMANUJAN_FRACTION)
-        if fraction is None or not np.isfinite(fraction).any():
+        if among is not None or fraction is None or not np.isfinite(fraction).any():
             return [None] * len(self.epochs)
         undefined = self.columns.get(keys.RAMANUJAN_UNDEFINED, np.zeros(len(self.epochs)))
         return [
@@ -214,33 +226,62 @@ class RunData:
             return None
         return np.array([math.nan if s is None else s.fraction for s in shares], dtype=np.float64)
 
-    def final_ramanujan_share(self) -> RamanujanShare | None:
-        """The share at the last epoch that measured graphs, or None."""
-        measured = [share for share in self.ramanujan_shares() if share is not None]
+    def final_ramanujan_share(self, among: Iterable[str] | None = None) -> RamanujanShare | None:
+        """The share (over ``among``, default every graph) at the last epoch that measured graphs, or None."""
+        measured = [share for share in self.ramanujan_shares(among) if share is not None]
         return measured[-1] if measured else None
+
+    def verdicts(self, graph: str) -> np.ndarray | None:
+        """Per epoch, the graph's Ramanujan verdict: 1, 0, or NaN (no verdict, or not measured).
+
+        The logged ``graph/<graph>/is_ramanujan``; for a graph that logged none (runs from before it
+        was logged), :func:`~rnn_prune.expansion.verdict.ramanujan_verdict` of its logged Δr, average
+        degrees and components besides isolated nodes (``num_nonisolated_components``, else
+        ``num_components − num_isolated_left − num_isolated_right``). None when neither was logged:
+        Δr alone does not make the verdict.
+
+        >>> rows = [{"epoch": 0, "graph/g/delta_r": -0.5, "graph/g/avg_left_degree": 4, "graph/g/avg_right_degree": 4,
+        ...          "graph/g/num_components": 3, "graph/g/num_isolated_left": 1, "graph/g/num_isolated_right": 1}]
+        >>> run = RunData.from_rows("old", rows)
+        >>> run.verdicts("g").tolist(), RunData.from_rows("o", [{"epoch": 0, "graph/g/delta_r": 1.0}]).verdicts("g")
+        ([0.0], None)
+        """
+        logged = self.measure(graph, IS_RAMANUJAN)
+        if logged is not None:
+            return logged
+        inputs = [self.measure(graph, name) for name in (DELTA_R, keys.AVG_LEFT_DEGREE, keys.AVG_RIGHT_DEGREE)]
+        components = self.measure(graph, keys.NUM_NONISOLATED_COMPONENTS)
+        if components is None:
+            parts = [self.measure(graph, name) for name in (keys.NUM_COMPONENTS, keys.NUM_ISOLATED_LEFT,
+                                                             keys.NUM_ISOLATED_RIGHT)]  # fmt: skip
+            components = None if any(p is None for p in parts) else parts[0] - parts[1] - parts[2]
+        if components is None or any(values is None for values in inputs):
+            return None
+        verdicts = np.full(len(self.epochs), math.nan)
+        for i, (delta_r, left, right, parts) in enumerate(zip(*inputs, components, strict=True)):
+            if math.isfinite(parts):
+                verdict = ramanujan_verdict(float(delta_r), float(left), float(right), int(parts)).is_ramanujan
+                verdicts[i] = math.nan if verdict is None else float(verdict)
+        return verdicts
 
     def ramanujan_losses(self) -> dict[str, int]:
         """Graph -> index (into ``epochs``) of the first epoch the graph is not Ramanujan after an
         epoch in which it was; graphs that never lost the property are left out.
 
-        The verdict is the logged ``graph/<graph>/is_ramanujan`` (1/0); an epoch without a verdict
-        (NaN: average degree below 3) neither keeps nor loses the property. Only for a graph that
-        logged no verdict at all (runs from before it was logged) is ``Δr < 0`` the loss.
+        The verdict is :meth:`verdicts` (the logged ``graph/<graph>/is_ramanujan``, or for older runs
+        the one verdict of the logged inputs); an epoch without a verdict (NaN: average degree below
+        3) neither keeps nor loses the property.
         """
         losses = {}
         for graph in self.graphs:
-            verdict = self.measure(graph, IS_RAMANUJAN)
-            if verdict is not None:
-                values, lost = verdict, lambda v: v == 0
-            elif (delta_r := self.measure(graph, DELTA_R)) is not None:
-                values, lost = delta_r, lambda v: v < 0
-            else:
+            values = self.verdicts(graph)
+            if values is None:
                 continue
             was_ramanujan = False
             for i, value in enumerate(values):
                 if not np.isfinite(value):
                     continue
-                if not lost(value):
+                if value != 0:
                     was_ramanujan = True
                 elif was_ramanujan:
                     losses[graph] = i
@@ -258,8 +299,8 @@ class RunData:
         return graph, int(self.epochs[index]), at
 
     def measures_verdicts(self) -> bool:
-        """Whether any graph logged a verdict or Δr (so "never lost the property" means something)."""
-        return any(self.measure(g, measure) is not None for g in self.graphs for measure in (IS_RAMANUJAN, DELTA_R))
+        """Whether any graph has :meth:`verdicts` (so "never lost the property" means something)."""
+        return any(self.verdicts(g) is not None for g in self.graphs)
 
 
 def _number(value: Any) -> float | None:

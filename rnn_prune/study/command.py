@@ -21,6 +21,9 @@ __all__ = ["main"]
 
 log = logging.getLogger("rnn_prune.study")
 
+MAX_SEED = 2**32 - 1
+"""The largest seed ``seed_everything`` accepts (numpy's limit)."""
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -49,6 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, overrides = parser.parse_known_args(argv)
     if overrides and not overrides[0].startswith("--"):
         parser.error(f"unrecognised argument {overrides[0]!r}: fit overrides are --key value pairs")
+    if args.parallel < 1:
+        parser.error(f"--parallel {args.parallel}: must be at least 1")
+    if args.cell_index is not None and args.cell_index < 0:
+        parser.error(f"--cell-index {args.cell_index}: must be at least 0 (see --list)")
+    if bad := [seed for seed in args.seeds if not 0 <= seed <= MAX_SEED]:
+        parser.error(f"--seeds {' '.join(map(str, bad))}: seed_everything takes 0 to {MAX_SEED}")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("study: %(message)s"))
     log.addHandler(handler)

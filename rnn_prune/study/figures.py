@@ -113,7 +113,7 @@ def expansion_vs_sparsity(rows: Rows) -> Figure:
         ax.legend(fontsize="small")
     for ax in axes[:-1]:  # one shared x-axis label, under the last panel
         ax.set_xlabel("")
-        figure.suptitle("Expansion of the final model against sparsity\n(mean over seeds, band: ±1 sd)")
+    figure.suptitle("Expansion of the final model against sparsity\n(mean over seeds, band: ±1 sd)")
     return figure
 
 

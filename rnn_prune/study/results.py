@@ -6,6 +6,10 @@ log gives the final epoch's sparsity, validation accuracy and graph measures; th
 one that logged ``val/acc``. The Ramanujan share is :func:`rnn_prune.expansion.verdict.ramanujan_share`
 over the per-graph ``is_ramanujan`` verdicts of the last measured epoch (graphs with no verdict --
 NaN -- are counted apart), as :meth:`rnn_prune.report.RunData.final_ramanujan_share` reads it.
+
+The fields derived from the fit's logged history carry :data:`DERIVED_VERSION`: when the way they
+are derived changes, :func:`refresh_result` re-reads them from the cell's run folder, so cells
+finished before the change report like new ones (each once: the refreshed result is stored).
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import os
-import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -27,8 +31,10 @@ from rnn_prune import keys, wandb_offline
 from rnn_prune.report import RunData, load_run
 from rnn_prune.study.grid import DENSE, Cell
 
-__all__ = ["COLUMNS", "SPARSITY_TOLERANCE", "cell_result", "fit_summary", "snr_columns", "study_rows",
-           "write_json_atomic", "write_study_csv"]  # fmt: skip
+__all__ = ["COLUMNS", "DERIVED_VERSION", "SPARSITY_TOLERANCE", "cell_result", "fit_fields", "fit_summary",
+           "refresh_result", "snr_columns", "study_rows", "write_json_atomic", "write_study_csv"]  # fmt: skip
+
+log = logging.getLogger(__name__)
 
 SPARSITY_TOLERANCE = 0.01
 """An unguarded cell must end within this of its target sparsity (a guard may stop it earlier)."""
@@ -37,11 +43,20 @@ COLUMNS = [
     "config", "cell", "kind", "target_sparsity", "criterion", "guard", "seed",
     "final_sparsity", "reached_target", "final_epoch", "val_acc", "test_acc",
     "ramanujan_share", "ramanujan_defined", "ramanujan_undefined", "min_delta_r", "mean_imdb",
-    "first_loss_sparsity", "first_loss_epoch", "first_loss_graph", "schedule_note",
+    "first_loss_sparsity", "first_loss_epoch", "first_loss_graph", "schedule_note", "imdb_defined", "imdb_undefined",
 ]  # fmt: skip
 """``study.csv``'s columns in order; ``test/acc@<snr>dB`` columns follow ``test_acc`` when logged."""
 
-_SNR = re.compile(r"^test/acc@[-+]?\d+(?:\.\d+)?dB$")
+DERIVED_VERSION = 4
+"""Version of the fields :func:`fit_fields` derives from a fit's log (1: IMDB was the last finite
+value, from an earlier epoch where the final one had none; 2: the final epoch's; 3: with how many
+graphs had an IMDB there; 4: share, min Δr and IMDB over the pruned graphs only). Raise it
+whenever :func:`fit_summary` changes, and every finished cell
+is re-derived once at the next rebuild."""
+
+
+def _is_snr_key(key: str) -> bool:
+    return keys.parse_snr_key(key) is not None
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
@@ -71,7 +86,12 @@ def _weight_graphs(run: RunData) -> list[str]:
 def fit_summary(run: RunData) -> dict[str, Any]:
     """The final epoch's numbers of a fit: sparsity, val acc, Ramanujan share, min Δr, IMDB, first loss.
 
-    Min Δr and IMDB are over the weight graphs (the unfolded-in-time graphs are another object).
+    The Ramanujan share, min Δr and IMDB are over the *pruned* graphs (those with a logged
+    ``prune/<graph>/sparsity``; every weight graph in a dense run): the unpruned head stays a dense
+    expander and would otherwise decide the share once every pruned graph has lost its verdict.
+    The unfolded-in-time graphs are another object and are left out. All are at the final epoch:
+    the mean IMDB is over the graphs whose IMDB is defined there, and
+    None when none is (a sparse graph with no IMDB says nothing about an earlier, denser one's).
 
     >>> rows = [{"epoch": 0, "val/acc": 0.9, "prune/sparsity": 0.0, "graph/a/delta_r": 1.0, "graph/a/is_ramanujan": 1},
     ...         {"epoch": 1, "val/acc": 0.8, "prune/sparsity": 0.5, "graph/a/delta_r": -1.0, "graph/a/is_ramanujan": 0,
@@ -90,14 +110,12 @@ def fit_summary(run: RunData) -> dict[str, Any]:
         values = run.columns.get(key)
         return _finite(values[final]) if values is not None else None
 
-    graphs = _weight_graphs(run)
-    share = run.final_ramanujan_share()
-    min_delta_r = at_final(keys.MIN_DELTA_R)
-    if min_delta_r is None:
-        finals = [v[final] for g in graphs if (v := run.measure(g, keys.DELTA_R)) is not None and np.isfinite(v[final])]
-        min_delta_r = float(min(finals)) if finals else None
-    imdb = [last for g in graphs if (v := run.measure(g, keys.IMDB)) is not None
-            and (last := _finite(v[np.isfinite(v)][-1] if np.isfinite(v).any() else None)) is not None]  # fmt: skip
+    graphs = run.pruned_graphs or _weight_graphs(run)
+    share = run.final_ramanujan_share(graphs)
+    finals = [v[final] for g in graphs if (v := run.measure(g, keys.DELTA_R)) is not None and np.isfinite(v[final])]
+    min_delta_r = float(min(finals)) if finals else at_final(keys.MIN_DELTA_R)
+    imdb_logged = [v for g in graphs if (v := run.measure(g, keys.IMDB)) is not None]
+    imdb = [value for v in imdb_logged if (value := _finite(v[final])) is not None]
     first = run.first_loss()
     return {
         "final_epoch": int(run.epochs[final]),
@@ -108,33 +126,70 @@ def fit_summary(run: RunData) -> dict[str, Any]:
         "ramanujan_undefined": share.num_undefined if share is not None else None,
         "min_delta_r": min_delta_r,
         "mean_imdb": float(np.mean(imdb)) if imdb else None,
+        "imdb_defined": len(imdb) if imdb_logged else None,
+        "imdb_undefined": len(imdb_logged) - len(imdb) if imdb_logged else None,
         "first_loss_sparsity": first[2] if first else None,
         "first_loss_epoch": first[1] if first else None,
         "first_loss_graph": first[0] if first else None,
     }
 
 
+WANDB_WAIT_SECONDS = 30.0
+"""How long to wait for the exit record of the session a fit process just wrote."""
+
+
 def _wait_for_wandb(fit_dir: Path) -> None:
-    """wandb's core process may still be writing a run after its process exited: wait for the exit record."""
-    for run_dir in wandb_offline.find_offline_runs(fit_dir):
-        wandb_offline.wait_until_complete(run_dir, timeout=30)
+    """wandb's core process may still be writing a run after its fit process exited: wait for the
+    newest session's exit record. Older sessions are not waited for: their writer is gone (a killed
+    session never writes an exit record, so waiting on it would only stall)."""
+    sessions = wandb_offline.find_offline_runs(fit_dir)
+    if sessions:
+        newest = max(sessions, key=lambda run: run.name)  # offline-run-<YYYYmmdd_HHMMSS>-<id>: by start time
+        if not wandb_offline.wait_until_complete(newest, timeout=WANDB_WAIT_SECONDS):
+            log.warning("%s: no W&B exit record after %g s; reading what was written", newest, WANDB_WAIT_SECONDS)
 
 
-def cell_result(cell: Cell, fit_dir: Path, test_dir: Path) -> dict[str, Any]:
-    """Everything ``study.csv`` needs about one cell, read from its fit and test logs."""
-    _wait_for_wandb(fit_dir)
+def fit_fields(target_sparsity: float, fit_dir: Path) -> dict[str, Any]:
+    """The fields of ``result.json`` derived from a fit's logs: :func:`fit_summary`, whether the fit
+    reached ``target_sparsity``, and :data:`DERIVED_VERSION`."""
     fit = fit_summary(load_run(fit_dir, require=(keys.VAL_ACC,)))
+    final = fit["final_sparsity"]
+    reached = final is not None and abs(final - target_sparsity) <= SPARSITY_TOLERANCE
+    return {**fit, "reached_target": reached, "derived_version": DERIVED_VERSION}
+
+
+def cell_result(cell: Cell, fit_dir: Path, test_dir: Path, *, fit_just_ran: bool = False) -> dict[str, Any]:
+    """Everything ``study.csv`` needs about one cell, read from its fit and test logs.
+
+    ``fit_just_ran``: the fit process exited moments ago, so its W&B writer may still be flushing
+    the newest session -- wait for that session's exit record (only then).
+    """
+    if fit_just_ran:
+        _wait_for_wandb(fit_dir)
+    fit = fit_fields(cell.sparsity, fit_dir)
     test = load_run(test_dir, require=(keys.TEST_ACC,))
-    tests = {key: test.last(key) for key in sorted(test.columns) if key == keys.TEST_ACC or _SNR.match(key)}
-    target = cell.sparsity
-    reached = fit["final_sparsity"] is not None and abs(fit["final_sparsity"] - target) <= SPARSITY_TOLERANCE
-    return {**fit, "reached_target": reached, "test_acc": tests.pop(keys.TEST_ACC), **tests}
+    tests = {key: test.last(key) for key in sorted(test.columns) if key == keys.TEST_ACC or _is_snr_key(key)}
+    return {**fit, "test_acc": tests.pop(keys.TEST_ACC), **tests}
+
+
+def refresh_result(result: Mapping[str, Any], fit_dir: Path) -> dict[str, Any] | None:
+    """``result`` with its log-derived fields re-read from ``fit_dir`` when they predate
+    :data:`DERIVED_VERSION`; None when nothing changed (current already, or no readable fit there:
+    then the stored values stand, and a warning says why)."""
+    if result.get("derived_version") == DERIVED_VERSION or not fit_dir.is_dir():
+        return None
+    try:
+        fields = fit_fields(float(result["sparsity"]), fit_dir)
+    except Exception as err:  # noqa: BLE001 -- one unreadable folder must not stop the study's report
+        log.warning("%s: kept the stored result, its fit log could not be re-read: %s", fit_dir, err)
+        return None
+    return {**result, **fields}
 
 
 def snr_columns(results: Iterable[Mapping[str, Any]]) -> list[str]:
     """The ``test/acc@<snr>dB`` columns any result has, by SNR."""
-    found = {key for result in results for key in result if _SNR.match(key)}
-    return sorted(found, key=lambda key: float(key[len(keys.TEST_ACC) + 1 : -2]))
+    found = {key for result in results for key in result if _is_snr_key(key)}
+    return sorted(found, key=keys.parse_snr_key)
 
 
 def study_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

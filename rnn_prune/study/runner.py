@@ -4,7 +4,8 @@ Each cell is two processes, both the package's own CLI on the study's config:
 
 1. ``fit --config C --sparsity S --criterion X --guard G --seed_everything N
    --trainer.default_root_dir OUT/runs/<cell>/fit <overrides>`` (with ``--ckpt_path`` its own
-   ``last.ckpt`` when an earlier, killed invocation left one);
+   ``last.ckpt`` when an earlier, killed invocation left one that loads; one that does not -- the
+   kill came mid-write -- is set aside with its folder, ``fit.broken<N>``, and the fit starts over);
 2. ``test`` of the same config on that ``last.ckpt`` -- the final epoch at its final sparsity,
    not the best checkpoint -- logged with a CSVLogger under ``OUT/runs/<cell>/test``.
 
@@ -18,6 +19,10 @@ The schedule must reach its target inside the run: when the config's schedule en
 ``max_epochs`` (say ``--trainer.max_epochs 6`` on a config that ramps to epoch 10) the study moves
 its end to ``max_epochs - 1`` -- pruning reaches the target at the start of the last epoch, which
 then fine-tunes at it -- through a second ``--config`` overlay, and says so in ``summary.md``.
+
+Every cell process gets its own W&B service: ``WANDB_SERVICE`` is dropped from its environment, so
+a study started from a process that runs one (a notebook, pytest) does not hand the cells that
+service, where a killed fit's run would still be registered and its resume refused as "in use".
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,9 +46,9 @@ from typing import Any
 import yaml
 
 from rnn_prune.study.grid import DENSE, Cell
-from rnn_prune.study.results import cell_result, write_json_atomic
+from rnn_prune.study.results import _write_atomic, cell_result, refresh_result, write_json_atomic
 
-__all__ = ["CellError", "Study", "cell_status", "slot_environments"]
+__all__ = ["CellError", "Study", "cell_environment", "cell_status", "checkpoint_loads", "slot_environments"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,10 @@ RESULT = "result.json"
 FIT_DONE = "fit.done"
 CELL_LOG = "cell.log"
 OVERLAY = "schedule_overlay.yaml"
+BROKEN_FIT = "fit.broken"
+"""A fit folder whose ``last.ckpt`` did not load is moved to ``<cell>/fit.broken<N>``."""
+DROPPED_ENV = ("WANDB_SERVICE",)
+"""Variables a cell process must not inherit: a parent's W&B service is not the cell's."""
 LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
 """``Trainer(max_epochs=None)`` trains this many epochs; a config without ``max_epochs`` gets it."""
 
@@ -71,7 +80,10 @@ def _override_value(overrides: Sequence[str], flag: str) -> str | None:
 
 
 def _is_pruning_entry(entry: Any) -> bool:
-    return isinstance(entry, dict) and str(entry.get("class_path", "")).rsplit(".", 1)[-1] == "ScheduledPruning"
+    """A callback entry whose ``class_path`` names ScheduledPruning or a subclass (the CLI's own test)."""
+    from rnn_prune.cli import _is_scheduled_pruning  # imports Lightning: only when a config is read
+
+    return isinstance(entry, dict) and _is_scheduled_pruning(entry.get("class_path", ""))
 
 
 def plan_schedule(config: dict[str, Any], overrides: Sequence[str]) -> tuple[dict[str, Any] | None, str]:
@@ -139,6 +151,18 @@ def slot_environments(parallel: int, *, gpus: Sequence[str], cores: int) -> list
     return [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads} for _ in range(parallel)]
 
 
+def cell_environment(base: Mapping[str, str], slot: Mapping[str, str]) -> dict[str, str]:
+    """A cell process's environment: ``base`` with the slot's variables, less :data:`DROPPED_ENV`.
+
+    >>> cell_environment({"WANDB_SERVICE": "2-1-tcp-localhost-1", "PATH": "/bin"}, {"OMP_NUM_THREADS": "1"})
+    {'PATH': '/bin', 'OMP_NUM_THREADS': '1'}
+    """
+    env = {**base, **slot}
+    for name in DROPPED_ENV:
+        env.pop(name, None)
+    return env
+
+
 def visible_gpus() -> list[str]:
     """The GPU ids this process may hand out: ``CUDA_VISIBLE_DEVICES`` if set, else all torch sees."""
     import torch
@@ -161,6 +185,34 @@ def last_checkpoint(fit_dir: Path) -> Path | None:
     """The newest ``last*.ckpt`` under a cell's fit folder (ModelCheckpoint's ``save_last``)."""
     found = [p for p in fit_dir.rglob("last*.ckpt") if p.is_file()] if fit_dir.is_dir() else []
     return max(found, key=lambda p: (p.stat().st_mtime, str(p))) if found else None
+
+
+def checkpoint_loads(path: Path) -> bool:
+    """Whether ``path`` loads as a checkpoint: Lightning does not write one atomically, so a study
+    killed mid-save leaves a truncated ``last.ckpt`` that resuming from would fail on.
+
+    Read with ``weights_only=True`` (nothing in the file runs); a whole file holding objects that
+    safe loader refuses (a user callback's state) still counts as loadable: the fit loads it.
+    """
+    import pickle
+
+    import torch
+
+    try:
+        torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as err:
+        return str(err).startswith("Weights only load failed")
+    except Exception:  # noqa: BLE001 -- truncated zip, I/O error: not a usable checkpoint
+        return False
+    return True
+
+
+def _set_aside(fit_dir: Path) -> Path:
+    """Move a cell's fit folder to the first free ``fit.broken<N>`` beside it; return the new path."""
+    n = 1
+    while (fit_dir.parent / f"{BROKEN_FIT}{n}").exists():
+        n += 1
+    return fit_dir.rename(fit_dir.parent / f"{BROKEN_FIT}{n}")
 
 
 @dataclass
@@ -187,10 +239,11 @@ class Study:
         out_path = Path(out)
         (out_path / "runs").mkdir(parents=True, exist_ok=True)
         overlay = None
-        if overlay_config is not None:
+        if overlay_config is not None:  # SLURM array tasks write it at once: atomically, and only if it differs
             overlay = out_path / f"{config_path.stem}.{OVERLAY}"
-            header = f"# written by rnn_prune.study: {note}\n"
-            overlay.write_text(header + yaml.safe_dump(overlay_config, sort_keys=False))
+            text = f"# written by rnn_prune.study: {note}\n" + yaml.safe_dump(overlay_config, sort_keys=False)
+            if not (overlay.is_file() and overlay.read_text() == text):
+                _write_atomic(overlay, text)
         return cls(config_path, out_path, list(overrides), overlay, note)
 
     def cell_dir(self, cell: Cell) -> Path:
@@ -225,8 +278,16 @@ class Study:
         cell_dir = self.cell_dir(cell)
         cell_dir.mkdir(parents=True, exist_ok=True)
         fit_dir = cell_dir / "fit"
-        if not (cell_dir / FIT_DONE).is_file():
+        fit_ran = not (cell_dir / FIT_DONE).is_file()
+        if fit_ran:
             resume = last_checkpoint(fit_dir)
+            if resume is not None and not checkpoint_loads(resume):
+                moved = _set_aside(fit_dir)
+                message = f"{resume} does not load (cut off mid-write?): moved {fit_dir} to {moved}, fitting anew"
+                log.warning("%s: %s", cell.name, message)
+                with (cell_dir / CELL_LOG).open("a") as cell_log:
+                    cell_log.write(f"\n# study: {message}\n")
+                resume = None
             log.info("%s: %s", cell.name, f"resuming from {resume}" if resume else "fit")
             processes.run(self.fit_command(cell, resume), env, cell_dir / CELL_LOG, cell.name, "fit")
             (cell_dir / FIT_DONE).touch()
@@ -235,8 +296,8 @@ class Study:
             raise CellError(f"{cell.name}: the fit wrote no last.ckpt under {fit_dir} (ModelCheckpoint with save_last)")
         log.info("%s: test of %s", cell.name, ckpt)
         processes.run(self.test_command(cell, ckpt), env, cell_dir / CELL_LOG, cell.name, "test")
-        result = {**cell.to_dict(), **cell_result(cell, fit_dir, cell_dir / "test"), "checkpoint": str(ckpt),
-                  "schedule_note": self.schedule_note}  # fmt: skip
+        found = cell_result(cell, fit_dir, cell_dir / "test", fit_just_ran=fit_ran)
+        result = {**cell.to_dict(), **found, "checkpoint": str(ckpt), "schedule_note": self.schedule_note}
         write_json_atomic(cell_dir / RESULT, result)
         return result
 
@@ -256,7 +317,7 @@ class Study:
         def one(cell: Cell) -> None:
             slot = free.get()
             try:
-                self.run_cell(cell, {**os.environ, **slot}, processes)
+                self.run_cell(cell, cell_environment(os.environ, slot), processes)
             except Exception as err:  # noqa: BLE001 -- one broken cell must not stop the others
                 message = str(err) if isinstance(err, CellError) else f"{cell.name}: {type(err).__name__}: {err}"
                 errors.append(message)
@@ -333,7 +394,16 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 def load_results(out: Path) -> Iterator[dict[str, Any]]:
-    """Every finished cell's result under ``out/runs``, in folder-name order."""
+    """Every finished cell's result under ``out/runs``, in folder-name order.
+
+    A result whose log-derived fields predate :data:`~rnn_prune.study.results.DERIVED_VERSION` is
+    re-derived from its ``fit`` folder (:func:`~rnn_prune.study.results.refresh_result`) and stored.
+    """
     for path in sorted((out / "runs").glob(f"*/{RESULT}")):
         with path.open() as file:
-            yield json.load(file)
+            result = json.load(file)
+        refreshed = refresh_result(result, path.parent / "fit")
+        if refreshed is not None:
+            write_json_atomic(path, refreshed)
+            result = refreshed
+        yield result

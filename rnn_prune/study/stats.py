@@ -203,10 +203,16 @@ def answer(readings: Mapping[str, Reading]) -> str:
 
     >>> answer({"min Δr": Reading("too_small", ""), "share": Reading("too_small", "")})
     'Too little data to say whether accuracy follows expansion.'
+    >>> answer({"min Δr": Reading("supports", ""), "share": Reading("contradicts", "")})[:23]
+    'The data is mixed: at e'
     """
     by_kind: dict[str, list[str]] = defaultdict(list)
     for label, reading in readings.items():
         by_kind[reading.kind].append(label)
+    if by_kind["supports"] and by_kind["contradicts"]:
+        return (f"The data is mixed: at equal sparsity, {' and '.join(by_kind['supports'])} predicted the "
+                f"accuracy drop as the claim says, but more {' and '.join(by_kind['contradicts'])} went with "
+                "a larger drop.")  # fmt: skip
     if by_kind["supports"]:
         return (f"The data supports the claim: at equal sparsity, {' and '.join(by_kind['supports'])} "
                 "predicted the accuracy drop.")  # fmt: skip
