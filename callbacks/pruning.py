@@ -12,6 +12,7 @@ validate in ``__init__``, resolve weights in ``setup``, keep hooks thin, put res
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -75,7 +76,9 @@ class ScheduledPruning(Callback):
             weights (all parameters, masks re-applied) to their values at the start of this epoch
             (0 = initialisation). ``None`` = no rewind.
         seed: seed of the generator handed to the criterion (``random`` draws from it); all DDP
-            ranks draw the same masks from it.
+            ranks draw the same masks from it. ``None`` (the default) takes the run's
+            ``seed_everything`` (Lightning's ``PL_GLOBAL_SEED``, 0 when unseeded), so runs with
+            different seeds draw different random masks.
         log_per_graph: also log ``prune/<graph>/sparsity`` for every graph.
     """
 
@@ -90,7 +93,7 @@ class ScheduledPruning(Callback):
         guard: Guard | str | None = "none",
         guard_margin: float = 0.0,
         rewind_to_epoch: int | None = None,
-        seed: int = 0,
+        seed: int | None = None,
         log_per_graph: bool = True,
     ) -> None:
         super().__init__()
@@ -101,6 +104,8 @@ class ScheduledPruning(Callback):
             raise ValueError(f"every_n_steps={every_n_steps!r} must be a positive integer or null")
         if rewind_to_epoch is not None and (not isinstance(rewind_to_epoch, int) or rewind_to_epoch < 0):
             raise ValueError(f"rewind_to_epoch={rewind_to_epoch!r} must be a non-negative epoch or null")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+            raise ValueError(f"seed={seed!r} must be a non-negative integer or null (the run's seed_everything)")
         if not math.isfinite(guard_margin):
             raise ValueError(f"guard_margin={guard_margin!r} must be finite")
         if guard_margin != 0.0 and not (guard is None or isinstance(guard, str) and guard in ("none", "ramanujan")):
@@ -266,6 +271,13 @@ class ScheduledPruning(Callback):
             raise ValueError(f"include={self.include} exclude={self.exclude} leave no weight to prune of {names}")
         return chosen
 
+    @property
+    def generator_seed(self) -> int:
+        """``seed``, or the run's global seed (``PL_GLOBAL_SEED``, set by ``seed_everything``) when it is None."""
+        if self.seed is not None:
+            return self.seed
+        return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
     def compute_scores(self, graphs: Sequence[Graph], generator: torch.Generator) -> dict[str, Tensor]:
         """The criterion's score of every entry of every graph, ``-inf`` where already pruned."""
         out = {}
@@ -333,7 +345,7 @@ class ScheduledPruning(Callback):
         if target <= self._target:
             return
         active = [g for g in self._units if g.name not in self._stopped]
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self._steps_taken)
+        generator = torch.Generator().manual_seed(self.generator_seed * 1_000_003 + self._steps_taken)
         proposed = self.compute_masks(self.compute_scores(active, generator), target)
         self.criterion.reset()
         self.apply_pruning(self.guard_masks(proposed, trainer.current_epoch))

@@ -272,3 +272,25 @@ def test_a_subclass_changes_what_is_pruned_through_the_public_steps() -> None:
     assert [w.name for w in pruning.weights] == ["gru.l0.hh"]
     by_name = {w.name: 1 - get_mask(w).float().mean().item() for w in prunable_weights(module)}
     assert by_name == {"gru.l0.ih": 0.0, "gru.l0.hh": pytest.approx(0.4, abs=0.01), "head": 0.0}
+
+
+def _random_masks(tmp_path: Path, global_seed: int, **kwargs) -> list[torch.Tensor]:
+    L.seed_everything(global_seed)
+    module = _module()
+    pruning = ScheduledPruning(OneShotSchedule(0.5, epoch=0), criterion="random", **kwargs)
+    _trainer(tmp_path, [pruning], max_epochs=1, limit_train_batches=1, limit_val_batches=1).fit(
+        module, DigitsDataModule(batch_size=32)
+    )
+    return [get_mask(weight).clone() for weight in pruning.weights]
+
+
+@pytest.mark.slow
+def test_random_masks_follow_the_runs_seed_unless_the_callback_fixes_one(tmp_path: Path) -> None:
+    # A study's seeds must give different random masks; an explicit seed pins them.
+    first, second = _random_masks(tmp_path / "a", 0), _random_masks(tmp_path / "b", 1)
+    assert any(not torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(first, _random_masks(tmp_path / "c", 0), strict=True))
+    pinned = [_random_masks(tmp_path / f"p{s}", s, seed=5) for s in (0, 1)]
+    assert all(torch.equal(a, b) for a, b in zip(*pinned, strict=True))
+    with pytest.raises(ValueError, match="seed=-1 must be a non-negative integer"):
+        ScheduledPruning(0.5, seed=-1)
