@@ -21,7 +21,7 @@ from scipy import stats as scipy_stats
 
 from rnn_prune import keys, wandb_offline
 from rnn_prune.report import RunData
-from rnn_prune.study import figures, results, stats
+from rnn_prune.study import figures, results, stats, summary
 from rnn_prune.study.command import main
 from rnn_prune.study.grid import Cell, build_grid
 from rnn_prune.study.results import DERIVED_VERSION, fit_summary, snr_columns, write_json_atomic
@@ -222,7 +222,28 @@ def test_partial_correlation_removes_what_sparsity_explains() -> None:
     reading = stats.verdict(stats.spearman(drop, share_tracking), partial)
     assert reading.kind == "supports" and str(reading).startswith("supports the claim")
     assert stats.answer({"min Δr": reading, "share": stats.verdict(raw, None)}).startswith(
-        "The data supports the claim: at equal sparsity, min Δr predicted")
+        "The data partly supports the claim: at equal sparsity, min Δr predicted")
+    assert stats.answer({"min Δr": reading}).startswith("The data supports the claim: at equal sparsity, min Δr")
+
+
+def test_equal_sparsity_means_the_final_sparsity_a_guard_stopped_at() -> None:
+    # Guarded cells stop short of their target: their higher share and smaller drop come from being
+    # less sparse. Held at the *final* sparsity, the share explains nothing more.
+    rng = np.random.default_rng(1)
+    rows = [{"kind": "dense", "cell": "d", "target_sparsity": 0.0, "final_sparsity": 0.0, "test_acc": 0.9,
+             "ramanujan_share": 1.0, "min_delta_r": 5.0}]  # fmt: skip
+    for i in range(24):
+        target = 0.9
+        final = target if i % 2 else rng.uniform(0.6, 0.85)  # every other cell guarded
+        rows.append({"kind": "pruned", "cell": f"c{i}", "target_sparsity": target, "final_sparsity": final,
+                     "criterion": "magnitude", "guard": "none" if i % 2 else "ramanujan",
+                     "test_acc": 0.9 - final / 4 + rng.normal(0, 0.002),
+                     "ramanujan_share": 1.5 - final + rng.normal(0, 0.002), "min_delta_r": 1.0 - final})  # fmt: skip
+    text = "\n".join(summary._statistics(rows))
+    assert "share of Ramanujan graphs**" in text
+    share_line = next(line for line in text.splitlines() if line.startswith("- **Drop vs the share"))
+    partial = float(share_line.split("rank partial correlation) ρ = ")[1].split(" ")[0])
+    assert abs(partial) < 0.45, share_line
 
 
 def test_answer_is_mixed_when_one_measure_supports_and_the_other_contradicts() -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,8 @@ __all__ = ["ACCURACY_BREAK", "ALPHA", "Correlation", "Line", "Reading", "accurac
 
 ACCURACY_BREAK = 0.01
 """The accuracy break: the first sparsity whose mean test accuracy is more than 1 point below dense."""
+SPARSITY_SHORTFALL = 0.01
+"""A cell whose final sparsity lies this far below its target stopped short (a guard froze graphs)."""
 ALPHA = 0.05
 """Significance level of the plain-words reading."""
 MIN_CELLS = 8
@@ -114,10 +116,21 @@ class Line:
     criterion: str
     guard: str
     points: dict[float, list[float]]
+    finals: dict[float, list[float]] = field(default_factory=dict)
+    """Per target sparsity, the cells' final sparsities (a guard stops below the target)."""
 
     @property
     def label(self) -> str:
-        return f"{self.criterion}, guard {self.guard}"
+        """``criterion, guard G``, plus the final sparsities when the cells stopped short of their targets.
+
+        >>> Line("magnitude", "ramanujan", {0.9: [0.8]}, {0.9: [0.74], 0.99: [0.66]}).label
+        'magnitude, guard ramanujan (stopped at sparsity 0.66–0.74)'
+        """
+        label = f"{self.criterion}, guard {self.guard}"
+        short = [f for target, finals in self.finals.items() for f in finals if target - f > SPARSITY_SHORTFALL]
+        if short:
+            label += f" (stopped at sparsity {min(short):.2f}–{max(short):.2f})"
+        return label
 
     def summary(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sparsities, and the mean and standard deviation (0 for one cell) over seeds at each."""
@@ -129,12 +142,16 @@ class Line:
 def lines(rows: Sequence[Mapping[str, Any]], column: str) -> list[Line]:
     """The pruned cells' ``column`` grouped by criterion × guard (dense cells are the reference)."""
     grouped: dict[tuple[str, str], dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    finals: dict[tuple[str, str], dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         value = row.get(column)
         if row.get("kind") == DENSE or value is None or not math.isfinite(value):
             continue
-        grouped[(str(row["criterion"]), str(row["guard"]))][float(row["target_sparsity"])].append(float(value))
-    return [Line(c, g, dict(points)) for (c, g), points in sorted(grouped.items())]
+        group = (str(row["criterion"]), str(row["guard"]))
+        grouped[group][float(row["target_sparsity"])].append(float(value))
+        if row.get("final_sparsity") is not None and math.isfinite(row["final_sparsity"]):
+            finals[group][float(row["target_sparsity"])].append(float(row["final_sparsity"]))
+    return [Line(c, g, dict(points), dict(finals[(c, g)])) for (c, g), points in sorted(grouped.items())]
 
 
 def break_point(sparsities: Sequence[float], values: Sequence[float], threshold: float) -> float | None:
@@ -192,7 +209,7 @@ def verdict(raw: Correlation | None, partial: Correlation | None) -> Reading:
             text = (f"the raw association ({raw}) cannot be told apart from sparsity: at a fixed sparsity "
                     "the measure or the drop does not vary, or there are too few cells")  # fmt: skip
         else:
-            text = (f"the raw association ({raw}) vanishes ({partial}) once sparsity is held fixed: "
+            text = (f"the raw association ({raw}) vanishes ({partial}) once the final sparsity is held fixed: "
                     "expansion tells no more about the accuracy drop than sparsity does")  # fmt: skip
         return Reading("sparsity_only", text)
     return Reading("none", f"no detectable association between expansion and the accuracy drop ({raw})")
@@ -205,6 +222,8 @@ def answer(readings: Mapping[str, Reading]) -> str:
     'Too little data to say whether accuracy follows expansion.'
     >>> answer({"min Δr": Reading("supports", ""), "share": Reading("contradicts", "")})[:23]
     'The data is mixed: at e'
+    >>> answer({"share": Reading("supports", ""), "min Δr": Reading("sparsity_only", "")})
+    'The data partly supports the claim: at equal sparsity, share predicted the accuracy drop, min Δr did not.'
     """
     by_kind: dict[str, list[str]] = defaultdict(list)
     for label, reading in readings.items():
@@ -213,6 +232,10 @@ def answer(readings: Mapping[str, Reading]) -> str:
         return (f"The data is mixed: at equal sparsity, {' and '.join(by_kind['supports'])} predicted the "
                 f"accuracy drop as the claim says, but more {' and '.join(by_kind['contradicts'])} went with "
                 "a larger drop.")  # fmt: skip
+    silent = by_kind["sparsity_only"] + by_kind["none"]
+    if by_kind["supports"] and silent:
+        return (f"The data partly supports the claim: at equal sparsity, {' and '.join(by_kind['supports'])} "
+                f"predicted the accuracy drop, {' and '.join(silent)} did not.")  # fmt: skip
     if by_kind["supports"]:
         return (f"The data supports the claim: at equal sparsity, {' and '.join(by_kind['supports'])} "
                 "predicted the accuracy drop.")  # fmt: skip

@@ -38,6 +38,10 @@ def _save_figure(figure: Any, path: Path) -> None:
         raise
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
 def _fmt(value: Any) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
@@ -48,7 +52,10 @@ def _statistics(rows: Rows) -> list[str]:
     reference, drops = stats.accuracy_drops(rows)
     if reference is None:
         return ["No dense cell (sparsity 0) finished, so there is no accuracy drop to correlate: add `--sparsity 0`."]
-    sparsity = [r["target_sparsity"] for r in rows]
+    # "Equal sparsity" is the sparsity a model really has: a guard stops short of its target, and
+    # its cells must not be compared with unguarded ones at the target they never reached.
+    sparsity = [r["final_sparsity"] if _number(r.get("final_sparsity")) else r["target_sparsity"] for r in rows]
+    targets = [r["target_sparsity"] for r in rows]
     lines = [f"Dense test accuracy (mean over seeds): {reference:.4f}. The accuracy drop of a cell is the dense "
              "mean minus its test accuracy. Spearman rank correlations across cells (`scipy.stats.spearmanr`; "
              "the claim predicts a negative ρ):", ""]  # fmt: skip
@@ -58,15 +65,18 @@ def _statistics(rows: Rows) -> list[str]:
         raw = stats.spearman(drops, values)
         partial = stats.partial_spearman(drops, values, sparsity)
         lines.append(f"- **Drop vs {label}**: raw {raw or 'undefined (fewer than 3 cells or no spread)'}; "
-                     f"with sparsity held fixed (rank partial correlation) {partial or 'undefined'}.")  # fmt: skip
+                     "with the final sparsity held fixed (rank partial correlation) "
+                     f"{partial or 'undefined'}.")  # fmt: skip
         within = []
-        for level in sorted({s for s in sparsity if s > 0}):
-            at = [i for i, s in enumerate(sparsity) if s == level]
+        for level in sorted({s for s in targets if s > 0}):
+            at = [i for i, (t, s) in enumerate(zip(targets, sparsity, strict=True))
+                  if t == level and abs(s - level) <= stats.SPARSITY_SHORTFALL]  # fmt: skip
             corr = stats.spearman([drops[i] for i in at], [values[i] for i in at])
             if corr is not None:
                 within.append(f"{level:g}: {corr}")
         if within:
-            lines.append(f"  Within each sparsity (across criteria, guards, seeds): {'; '.join(within)}.")
+            lines.append("  Within each sparsity (cells that reached it, across criteria, guards, seeds): "
+                         f"{'; '.join(within)}.")  # fmt: skip
         readings[label] = stats.verdict(raw, partial)
         lines.append(f"  Reading: {readings[label]}.")
     lines[:0] = [f"**Answer: {stats.answer(readings)}**", ""]
