@@ -175,13 +175,13 @@ def test_overlay_is_written_atomically_and_only_when_it_changes(tmp_path: Path) 
 
 
 def test_a_subclass_of_scheduled_pruning_is_swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "my_pruning.py").write_text(
+    (tmp_path / "my_study_pruning.py").write_text(
         "from callbacks.pruning import ScheduledPruning\n\n\nclass Mine(ScheduledPruning):\n    pass\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     config = tmp_path / "mine.yaml"
-    text = Path(QUICKSTART).read_text().replace("class_path: callbacks.ScheduledPruning", "class_path: my_pruning.Mine")
-    assert "my_pruning.Mine" in text
+    text = Path(QUICKSTART).read_text().replace("class_path: callbacks.ScheduledPruning", "class_path: my_study_pruning.Mine")
+    assert "my_study_pruning.Mine" in text
     config.write_text(text)
     study = Study.prepare(config, tmp_path / "out", ["--trainer.max_epochs", "4"])
     assert "end_epoch moved from 10 to 3" in study.schedule_note
