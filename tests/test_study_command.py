@@ -180,7 +180,9 @@ def test_a_subclass_of_scheduled_pruning_is_swept(tmp_path: Path, monkeypatch: p
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     config = tmp_path / "mine.yaml"
-    text = Path(QUICKSTART).read_text().replace("class_path: callbacks.ScheduledPruning", "class_path: my_study_pruning.Mine")
+    text = Path(QUICKSTART).read_text().replace(
+        "class_path: callbacks.ScheduledPruning", "class_path: my_study_pruning.Mine"
+    )
     assert "my_study_pruning.Mine" in text
     config.write_text(text)
     study = Study.prepare(config, tmp_path / "out", ["--trainer.max_epochs", "4"])
