@@ -77,8 +77,9 @@ class ScheduledPruning(Callback):
             (0 = initialisation). ``None`` = no rewind.
         seed: seed of the generator handed to the criterion (``random`` draws from it); all DDP
             ranks draw the same masks from it. ``None`` (the default) takes the run's
-            ``seed_everything`` (Lightning's ``PL_GLOBAL_SEED``, 0 when unseeded), so runs with
-            different seeds draw different random masks.
+            ``seed_everything`` (Lightning's ``PL_GLOBAL_SEED``, 0 when it is not set), so runs
+            with different seeds draw different random masks; a resumed run keeps the seed saved in
+            its checkpoint.
         log_per_graph: also log ``prune/<graph>/sparsity`` for every graph.
     """
 
@@ -130,6 +131,7 @@ class ScheduledPruning(Callback):
         self.seed = seed
         self.log_per_graph = log_per_graph
 
+        self._resumed_seed: int | None = None
         self._weights: list[PrunableWeight] = []
         self._units: list[Graph] = []
         # Resumable state (see state_dict).
@@ -219,6 +221,7 @@ class ScheduledPruning(Callback):
             "schedule": repr(self.schedule),
             "last_step": self._last_step,
             "criterion": self.criterion.state_dict(),
+            "generator_seed": self.generator_seed,
         }
 
     @override
@@ -229,6 +232,13 @@ class ScheduledPruning(Callback):
         self._rewind_snapshot = state_dict.get("rewind_snapshot")
         self._last_step = state_dict.get("last_step")
         self.criterion.load_state_dict(state_dict.get("criterion", {}))
+        saved_seed = state_dict.get("generator_seed")
+        if saved_seed is not None and saved_seed != self.generator_seed:
+            rank_zero_warn(
+                f"ScheduledPruning: the checkpoint drew its masks with seed {saved_seed}, this run would use "
+                f"{self.generator_seed}; keeping {saved_seed} so the resumed run prunes as the original would"
+            )
+        self._resumed_seed = saved_seed
         if state_dict.get("schedule") != repr(self.schedule):
             rank_zero_warn(
                 f"ScheduledPruning: the checkpoint was pruned with {state_dict.get('schedule')}, this run has "
@@ -276,6 +286,8 @@ class ScheduledPruning(Callback):
         """``seed``, or the run's global seed (``PL_GLOBAL_SEED``, set by ``seed_everything``) when it is None."""
         if self.seed is not None:
             return self.seed
+        if self._resumed_seed is not None:  # a resumed run keeps the seed its masks were drawn with
+            return self._resumed_seed
         return int(os.environ.get("PL_GLOBAL_SEED", 0))
 
     def compute_scores(self, graphs: Sequence[Graph], generator: torch.Generator) -> dict[str, Tensor]:

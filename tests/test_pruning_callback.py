@@ -275,7 +275,7 @@ def test_a_subclass_changes_what_is_pruned_through_the_public_steps() -> None:
 
 
 def _random_masks(tmp_path: Path, global_seed: int, **kwargs) -> list[torch.Tensor]:
-    L.seed_everything(global_seed)
+    L.seed_everything(global_seed)  # sets PL_GLOBAL_SEED; the test restores it (monkeypatch)
     module = _module()
     pruning = ScheduledPruning(OneShotSchedule(0.5, epoch=0), criterion="random", **kwargs)
     _trainer(tmp_path, [pruning], max_epochs=1, limit_train_batches=1, limit_val_batches=1).fit(
@@ -285,8 +285,11 @@ def _random_masks(tmp_path: Path, global_seed: int, **kwargs) -> list[torch.Tens
 
 
 @pytest.mark.slow
-def test_random_masks_follow_the_runs_seed_unless_the_callback_fixes_one(tmp_path: Path) -> None:
+def test_random_masks_follow_the_runs_seed_unless_the_callback_fixes_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A study's seeds must give different random masks; an explicit seed pins them.
+    monkeypatch.setenv("PL_GLOBAL_SEED", "0")  # restored after the test: later tests see no leak
     first, second = _random_masks(tmp_path / "a", 0), _random_masks(tmp_path / "b", 1)
     assert any(not torch.equal(a, b) for a, b in zip(first, second, strict=True))
     assert all(torch.equal(a, b) for a, b in zip(first, _random_masks(tmp_path / "c", 0), strict=True))
@@ -294,3 +297,14 @@ def test_random_masks_follow_the_runs_seed_unless_the_callback_fixes_one(tmp_pat
     assert all(torch.equal(a, b) for a, b in zip(*pinned, strict=True))
     with pytest.raises(ValueError, match="seed=-1 must be a non-negative integer"):
         ScheduledPruning(0.5, seed=-1)
+
+
+def test_a_resumed_run_keeps_the_seed_its_masks_were_drawn_with(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PL_GLOBAL_SEED", "3")
+    saved = ScheduledPruning(0.5, criterion="random").state_dict()
+    assert saved["generator_seed"] == 3
+    monkeypatch.setenv("PL_GLOBAL_SEED", "8")  # resumed under another --seed_everything
+    resumed = ScheduledPruning(0.5, criterion="random")
+    with pytest.warns(UserWarning, match="drew its masks with seed 3, this run would use 8; keeping 3"):
+        resumed.load_state_dict(saved)
+    assert resumed.generator_seed == 3

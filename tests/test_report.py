@@ -230,7 +230,7 @@ def test_verdicts_not_delta_r_decide_share_and_loss() -> None:
     assert (table["Ramanujan share (end)"], table["graphs without verdict (end)"]) == ("0.5000", "0")
 
 
-def test_runs_without_verdicts_fall_back_to_the_logged_share_and_the_one_verdict() -> None:
+def test_runs_without_verdicts_get_the_one_verdict_for_share_and_loss() -> None:
     """Old runs logged no is_ramanujan: the loss is ramanujan_verdict of the logged Δr, degrees and
     components besides isolated nodes -- a disconnected graph loses the property at Δr >= 0, a graph
     below average degree 3 has no verdict, and Δr alone decides nothing."""
@@ -249,7 +249,8 @@ def test_runs_without_verdicts_fall_back_to_the_logged_share_and_the_one_verdict
     run = RunData.from_rows("old", rows)
     assert run.verdicts("split").tolist() == [1.0, 0.0] and np.isnan(run.verdicts("thin")[1])
     assert run.ramanujan_losses() == {"split": 1}
-    assert run.final_ramanujan_share() == RamanujanShare(0.5, 0, 1)
+    # the share comes from the same verdicts (not the logged 0.5 of an older rule): share and loss agree
+    assert run.final_ramanujan_share() == RamanujanShare(0.0, 1, 1)
     delta_r_only = RunData.from_rows("older", [{E: e, g("g", keys.DELTA_R): d} for e, d in enumerate([0.2, -0.1])])
     assert delta_r_only.ramanujan_losses() == {} and not delta_r_only.measures_verdicts()
     assert RunData.from_rows("none", [{E: 0, keys.VAL_ACC: 0.5}]).ramanujan_fraction() is None

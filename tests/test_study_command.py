@@ -614,3 +614,31 @@ def test_cell_expansion_is_over_the_pruned_graphs_not_the_dense_head() -> None:
     assert summary["mean_imdb"] is None
     dense = fit_summary(RunData.from_rows("dense", [{**rows[0], "prune/lstm.l0.hh/sparsity": None}]))
     assert dense["ramanujan_defined"] == 1 and dense["ramanujan_share"] == 1.0  # no pruned graph: all graphs
+
+
+def test_reading_is_stratified_by_criterion() -> None:
+    # Pooled across criteria an association can appear that no criterion shows on its own.
+    weak = stats.Correlation(0.1, 0.6, 20)
+    raw = stats.Correlation(-0.5, 0.001, 40)
+    assert stats.verdict(raw, [weak, stats.Correlation(-0.2, 0.3, 20)]).kind == "sparsity_only"
+    assert stats.verdict(raw, [stats.Correlation(-0.6, 0.01, 20), weak]).kind == "supports"
+    mixed = stats.verdict(raw, [stats.Correlation(-0.6, 0.01, 20), stats.Correlation(0.6, 0.01, 20)])
+    assert mixed.kind == "mixed" and stats.answer({"min Δr": mixed}).startswith("The data is mixed")
+    x, y = [1, 2, 3, 4, 5, 6, 7, 8], [5, 6, 7, 8, 1, 2, 3, 4]  # pooled: falling; within each group: rising
+    assert stats.spearman(x, y).rho < 0
+    assert stats.partial_spearman(x, y, [0] * 8, ["a"] * 4 + ["b"] * 4).rho > 0.99
+
+
+def test_a_guarded_cell_whose_guard_never_fired_counts_once() -> None:
+    base = {"kind": "pruned", "target_sparsity": 0.8, "criterion": "random", "seed": 0, "final_sparsity": 0.8,
+            "test_acc": 0.84}  # fmt: skip
+    rows = [{**base, "guard": "none"}, {**base, "guard": "ramanujan"}, {**base, "guard": "ramanujan", "seed": 1}]
+    assert len(stats.distinct_runs(rows)) == 2
+
+
+def test_no_partial_correlation_from_what_the_covariate_already_fixes() -> None:
+    # Both follow sparsity monotonically (one seed, random masks): the residual ranks are the fit's
+    # curvature, the same for both, which would read as ρ = ±1.
+    z = np.array([0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.8, 0.9])
+    tie_break = np.array([0, 0, 0, 0, 0, 0, 0, 1, 1]) * 1e-3  # the same order inside z's ties
+    assert stats.partial_spearman(z + tie_break, -(z + tie_break), z) is None

@@ -183,16 +183,18 @@ class RunData:
         """
         return [g for g in self.graphs if self.has(keys.graph_sparsity(g))]
 
-    def _verdict_graphs(self, among: Iterable[str] | None = None) -> list[str]:
+    def _verdict_graphs(self, among: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """Graph -> its per-epoch :meth:`verdicts`, for the graphs (among ``among``) that have them."""
         candidates = self.graphs if among is None else [g for g in self.graphs if g in set(among)]
-        return [g for g in candidates if keys.graph(g, IS_RAMANUJAN) in self.columns]
+        return {g: v for g in candidates if (v := self.verdicts(g)) is not None}
 
     def ramanujan_shares(self, among: Iterable[str] | None = None) -> list[RamanujanShare | None]:
-        """Per epoch, :func:`~rnn_prune.expansion.verdict.ramanujan_share` over the graphs' logged
-        ``graph/<graph>/is_ramanujan`` (NaN = no verdict, outside the denominator, counted as
-        undefined); None for an epoch that measured no graph.
+        """Per epoch, :func:`~rnn_prune.expansion.verdict.ramanujan_share` over the graphs'
+        :meth:`verdicts` (the logged ``graph/<graph>/is_ramanujan``, or for older runs the one verdict
+        of the logged Δr, degrees and components; NaN = no verdict, outside the denominator, counted
+        as undefined); None for an epoch that measured no graph.
 
-        Runs that logged no per-graph verdict fall back to the logged ``graph/ramanujan_fraction``
+        Runs that logged neither fall back to the logged ``graph/ramanujan_fraction``
         (and ``graph/ramanujan_undefined`` where present, else 0 undefined; the defined count is then
         unknown and given as 0). The report never judges Δr itself: the verdict has one home.
         ``among`` limits the share to those graphs (e.g. :attr:`pruned_graphs`); by default it is
@@ -201,12 +203,11 @@ class RunData:
         graphs = self._verdict_graphs(among)
         shares: list[RamanujanShare | None] = []
         if graphs:
+            # an epoch counts a graph when it measured it: its verdict, or for older runs its Δr
+            measured = {g: self.was_logged(keys.graph(g, IS_RAMANUJAN if self.measure(g, IS_RAMANUJAN) is not None
+                                                      else DELTA_R)) for g in graphs}  # fmt: skip
             for i in range(len(self.epochs)):
-                verdicts = [
-                    float(self.columns[keys.graph(g, IS_RAMANUJAN)][i])
-                    for g in graphs
-                    if self.was_logged(keys.graph(g, IS_RAMANUJAN))[i]
-                ]
+                verdicts = [float(values[i]) for g, values in graphs.items() if measured[g][i]]
                 shares.append(ramanujan_share(verdicts) if verdicts else None)
             return shares
         fraction = self.columns.get(keys.RAMANUJAN_FRACTION)

@@ -47,10 +47,11 @@ COLUMNS = [
 ]  # fmt: skip
 """``study.csv``'s columns in order; ``test/acc@<snr>dB`` columns follow ``test_acc`` when logged."""
 
-DERIVED_VERSION = 4
+DERIVED_VERSION = 5
 """Version of the fields :func:`fit_fields` derives from a fit's log (1: IMDB was the last finite
 value, from an earlier epoch where the final one had none; 2: the final epoch's; 3: with how many
-graphs had an IMDB there; 4: share, min Δr and IMDB over the pruned graphs only). Raise it
+graphs had an IMDB there; 4: share, min Δr and IMDB over the pruned graphs only; 5: no min Δr
+of the head when no pruned graph has one). Raise it
 whenever :func:`fit_summary` changes, and every finished cell
 is re-derived once at the next rebuild."""
 
@@ -113,7 +114,7 @@ def fit_summary(run: RunData) -> dict[str, Any]:
     graphs = run.pruned_graphs or _weight_graphs(run)
     share = run.final_ramanujan_share(graphs)
     finals = [v[final] for g in graphs if (v := run.measure(g, keys.DELTA_R)) is not None and np.isfinite(v[final])]
-    min_delta_r = float(min(finals)) if finals else at_final(keys.MIN_DELTA_R)
+    min_delta_r = float(min(finals)) if finals else None  # (the logged graph/min_delta_r covers the head too)
     imdb_logged = [v for g in graphs if (v := run.measure(g, keys.IMDB)) is not None]
     imdb = [value for v in imdb_logged if (value := _finite(v[final])) is not None]
     first = run.first_loss()

@@ -23,10 +23,13 @@ from scipy import stats
 from rnn_prune.study.grid import DENSE
 
 __all__ = ["ACCURACY_BREAK", "ALPHA", "Correlation", "Line", "Reading", "accuracy_drops", "answer", "break_point",
-           "compare_breaks", "lines", "partial_spearman", "spearman", "verdict"]  # fmt: skip
+           "compare_breaks", "distinct_runs", "lines", "partial_spearman", "spearman", "verdict"]  # fmt: skip
 
 ACCURACY_BREAK = 0.01
 """The accuracy break: the first sparsity whose mean test accuracy is more than 1 point below dense."""
+NEGLIGIBLE_RESIDUAL = 0.02
+"""A rank order whose variance the controlled variables explain to all but this share carries no
+information of its own for a partial correlation."""
 SPARSITY_SHORTFALL = 0.01
 """A cell whose final sparsity lies this far below its target stopped short (a guard froze graphs)."""
 ALPHA = 0.05
@@ -70,34 +73,76 @@ def spearman(x: Sequence[float | None], y: Sequence[float | None]) -> Correlatio
 
 
 def partial_spearman(
-    x: Sequence[float | None], y: Sequence[float | None], z: Sequence[float | None]
+    x: Sequence[float | None],
+    y: Sequence[float | None],
+    z: Sequence[float | None],
+    groups: Sequence[Any] | None = None,
 ) -> Correlation | None:
-    """Rank partial correlation of ``x`` and ``y`` given ``z``: Pearson of the rank residuals.
+    """Rank partial correlation of ``x`` and ``y`` given ``z`` (and ``groups``): Pearson of the rank residuals.
 
-    Ranks (``scipy.stats.rankdata``) of x and y are each regressed on the ranks of z; the
-    correlation of the residuals is tested with ``n - 3`` degrees of freedom (one for the
-    controlled variable). None below 4 complete cells or when a residual is constant.
+    Ranks (``scipy.stats.rankdata``) of x and y are each regressed on the ranks of z and, when
+    ``groups`` is given, on one indicator per group but the first (e.g. the pruning criterion, which
+    drives both expansion and accuracy); the correlation of the residuals is tested with
+    ``n − 2 − #covariates`` degrees of freedom. None when too few cells are left for that, or when
+    a residual is constant.
 
     >>> z = [1, 1, 2, 2, 3, 3]
     >>> partial_spearman([1, 2, 3, 4, 5, 6], [2, 1, 4, 3, 6, 5], z).rho < 0  # within each z, x and y disagree
     True
+    >>> x, y = [1, 2, 3, 4, 5, 6, 7, 8], [5, 6, 7, 8, 1, 2, 3, 4]
+    >>> g = ["a"] * 4 + ["b"] * 4
+    >>> round(partial_spearman(x, y, [0] * 8, g).rho, 6)  # within each group x and y rise together
+    1.0
     """
-    x_, y_, z_ = _pairs(x, y, z)
+    labels = list(groups) if groups is not None else [None] * len(x)
+    codes = {label: i for i, label in enumerate(dict.fromkeys(labels))}
+    x_, y_, z_, g_ = _pairs(x, y, z, [codes[label] for label in labels])
     n = len(x_)
-    if n < 4:
+    columns = [np.ones(n)]
+    if np.ptp(z_) > 0:
+        columns.append(stats.rankdata(z_))
+    columns += [(g_ == code).astype(float) for code in sorted(set(g_.tolist()))[1:]]
+    design = np.column_stack(columns)
+    dof = n - 2 - (design.shape[1] - 1)
+    if dof < 1:
         return None
-    design = np.column_stack([np.ones(n), stats.rankdata(z_)])
     residuals = []
     for values in (x_, y_):
         ranks = stats.rankdata(values)
         coef, *_ = np.linalg.lstsq(design, ranks, rcond=None)
         residuals.append(ranks - design @ coef)
+        # What is left of a rank order that the covariates (almost) fix is the curvature of the
+        # fit, the same for x and y: correlating it would read pure artefact as ρ = ±1.
+        if np.sum(residuals[-1] ** 2) < NEGLIGIBLE_RESIDUAL * np.sum((ranks - ranks.mean()) ** 2):
+            return None
     if any(np.ptp(r) < 1e-12 for r in residuals):
         return None
     rho = float(np.clip(np.corrcoef(*residuals)[0, 1], -1.0, 1.0))
-    dof = n - 3
     t = rho * math.sqrt(dof / max(1.0 - rho**2, 1e-300))
     return Correlation(rho, float(2 * stats.t.sf(abs(t), dof)), n)
+
+
+def distinct_runs(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The rows without guarded cells whose guard never fired: such a cell is the same run as its
+    unguarded twin (same target, criterion and seed; same final sparsity and test accuracy), and
+    counting it twice would inflate ``n`` and shrink p-values.
+
+    >>> a = {"target_sparsity": 0.8, "criterion": "random", "seed": 0, "guard": "none", "final_sparsity": 0.8,
+    ...      "test_acc": 0.84}
+    >>> len(distinct_runs([a, {**a, "guard": "ramanujan"}, {**a, "guard": "ramanujan", "final_sparsity": 0.7}]))
+    2
+    """
+    unguarded = {(r.get("target_sparsity"), r.get("criterion"), r.get("seed")): r for r in rows
+                 if r.get("guard") in (None, "none")}  # fmt: skip
+    kept = []
+    for row in rows:
+        twin = unguarded.get((row.get("target_sparsity"), row.get("criterion"), row.get("seed")))
+        if (row.get("guard") not in (None, "none") and twin is not None
+                and row.get("final_sparsity") == twin.get("final_sparsity")
+                and row.get("test_acc") == twin.get("test_acc")):  # fmt: skip
+            continue
+        kept.append(row)
+    return kept
 
 
 def accuracy_drops(rows: Sequence[Mapping[str, Any]]) -> tuple[float | None, list[float | None]]:
@@ -133,10 +178,12 @@ class Line:
         return label
 
     def summary(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Sparsities, and the mean and standard deviation (0 for one cell) over seeds at each."""
+        """Sparsities, and the mean and sample standard deviation (0 for one cell) over seeds at each."""
         xs = sorted(s for s, v in self.points.items() if v)
         values = [np.array(self.points[s]) for s in xs]
-        return np.array(xs), np.array([v.mean() for v in values]), np.array([v.std() for v in values])
+        return np.array(xs), np.array([v.mean() for v in values]), np.array(
+            [v.std(ddof=1) if len(v) > 1 else 0.0 for v in values]
+        )
 
 
 def lines(rows: Sequence[Mapping[str, Any]], column: str) -> list[Line]:
@@ -185,32 +232,42 @@ class Reading:
     """What one correlation says, as a kind (for the overall answer) and a sentence."""
 
     kind: str
-    """``too_small``, ``supports``, ``contradicts``, ``sparsity_only`` or ``none``."""
+    """``too_small``, ``supports``, ``contradicts``, ``mixed``, ``sparsity_only`` or ``none``."""
     text: str
 
     def __str__(self) -> str:
         return self.text
 
 
-def verdict(raw: Correlation | None, partial: Correlation | None) -> Reading:
-    """The plain reading of one measure's raw and sparsity-controlled correlation with the drop."""
+def verdict(raw: Correlation | None, partial: Correlation | Sequence[Correlation] | None) -> Reading:
+    """The plain reading of one measure's raw and controlled correlation with the drop.
+
+    ``partial`` is one correlation with sparsity (and criterion) held fixed, or one per stratum (per
+    pruning criterion, sparsity held fixed): then the reading needs a significant stratum, and every
+    significant stratum pointing the same way; strata pointing both ways read as ``mixed``.
+    """
     if raw is None or raw.n < MIN_CELLS:
         n = 0 if raw is None else raw.n
         return Reading("too_small", f"too little data to say ({n} cells with both numbers and a spread in each; "
                                     f"at least {MIN_CELLS} needed)")  # fmt: skip
-    if partial is not None and partial.p < ALPHA:
-        if partial.rho < 0:
-            return Reading("supports", "supports the claim: at equal sparsity, cells with more expansion lost "
-                                       f"less accuracy (partial {partial})")  # fmt: skip
-        return Reading("contradicts", "contradicts the claim: at equal sparsity, more expansion went with a "
-                                      f"larger drop (partial {partial})")  # fmt: skip
+    strata = [] if partial is None else [partial] if isinstance(partial, Correlation) else list(partial)
+    shown = "; ".join(str(c) for c in strata)
+    significant = [c for c in strata if c.p < ALPHA]
+    if any(c.rho < 0 for c in significant) and any(c.rho > 0 for c in significant):
+        return Reading("mixed", f"mixed: held at equal sparsity, the strata disagree ({shown})")
+    if significant and significant[0].rho < 0:
+        return Reading("supports", "supports the claim: at equal sparsity and criterion, cells with more "
+                                   f"expansion lost less accuracy (partial {shown})")  # fmt: skip
+    if significant:
+        return Reading("contradicts", "contradicts the claim: at equal sparsity and criterion, more expansion "
+                                      f"went with a larger drop (partial {shown})")  # fmt: skip
     if raw.p < ALPHA:
-        if partial is None:
+        if not strata:
             text = (f"the raw association ({raw}) cannot be told apart from sparsity: at a fixed sparsity "
                     "the measure or the drop does not vary, or there are too few cells")  # fmt: skip
         else:
-            text = (f"the raw association ({raw}) vanishes ({partial}) once the final sparsity is held fixed: "
-                    "expansion tells no more about the accuracy drop than sparsity does")  # fmt: skip
+            text = (f"the raw association ({raw}) vanishes ({shown}) once the final sparsity and the criterion "
+                    "are held fixed: expansion tells no more about the accuracy drop than they do")  # fmt: skip
         return Reading("sparsity_only", text)
     return Reading("none", f"no detectable association between expansion and the accuracy drop ({raw})")
 
@@ -232,6 +289,9 @@ def answer(readings: Mapping[str, Reading]) -> str:
         return (f"The data is mixed: at equal sparsity, {' and '.join(by_kind['supports'])} predicted the "
                 f"accuracy drop as the claim says, but more {' and '.join(by_kind['contradicts'])} went with "
                 "a larger drop.")  # fmt: skip
+    if by_kind["mixed"]:
+        return (f"The data is mixed: held at equal sparsity, {' and '.join(by_kind['mixed'])} tracked the "
+                "accuracy drop one way for one pruning criterion and the other way for another.")  # fmt: skip
     silent = by_kind["sparsity_only"] + by_kind["none"]
     if by_kind["supports"] and silent:
         return (f"The data partly supports the claim: at equal sparsity, {' and '.join(by_kind['supports'])} "

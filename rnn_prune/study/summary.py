@@ -48,36 +48,61 @@ def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+MIN_WITHIN = 5
+"""Fewer cells than this at one sparsity and no within-sparsity correlation is given (scipy's p is
+asymptotic: with 4 cells a perfect rank order reads p = 0)."""
+
+
 def _statistics(rows: Rows) -> list[str]:
-    reference, drops = stats.accuracy_drops(rows)
+    reference, _ = stats.accuracy_drops(rows)
     if reference is None:
         return ["No dense cell (sparsity 0) finished, so there is no accuracy drop to correlate: add `--sparsity 0`."]
+    runs = stats.distinct_runs(rows)
+    _, drops = stats.accuracy_drops(runs)
     # "Equal sparsity" is the sparsity a model really has: a guard stops short of its target, and
-    # its cells must not be compared with unguarded ones at the target they never reached.
-    sparsity = [r["final_sparsity"] if _number(r.get("final_sparsity")) else r["target_sparsity"] for r in rows]
-    targets = [r["target_sparsity"] for r in rows]
+    # its cells must not be compared with unguarded ones at the target they never reached. The
+    # criterion drives both expansion and accuracy (random masks expand well and lose more), so the
+    # reading holds it fixed too.
+    sparsity = [r["final_sparsity"] if _number(r.get("final_sparsity")) else r["target_sparsity"] for r in runs]
+    targets = [r["target_sparsity"] for r in runs]
+    criteria = [str(r.get("criterion")) for r in runs]
+    twins = len(rows) - len(runs)
     lines = [f"Dense test accuracy (mean over seeds): {reference:.4f}. The accuracy drop of a cell is the dense "
              "mean minus its test accuracy. Spearman rank correlations across cells (`scipy.stats.spearmanr`; "
-             "the claim predicts a negative ρ):", ""]  # fmt: skip
+             "the claim predicts a negative ρ)"
+             + (f"; {twins} guarded cell(s) whose guard never fired are the same runs as their unguarded twins "
+                "and are counted once" if twins else "") + ":", ""]  # fmt: skip
     readings = {}
     for column, label in (("ramanujan_share", "the share of Ramanujan graphs"), ("min_delta_r", "min Δr")):
-        values = [r.get(column) for r in rows]
+        values = [r.get(column) for r in runs]
         raw = stats.spearman(drops, values)
-        partial = stats.partial_spearman(drops, values, sparsity)
+        by_sparsity = stats.partial_spearman(drops, values, sparsity)
+        partial = stats.partial_spearman(drops, values, sparsity, criteria)
         lines.append(f"- **Drop vs {label}**: raw {raw or 'undefined (fewer than 3 cells or no spread)'}; "
-                     "with the final sparsity held fixed (rank partial correlation) "
-                     f"{partial or 'undefined'}.")  # fmt: skip
+                     f"final sparsity held fixed {by_sparsity or 'undefined'}; final sparsity and pruning "
+                     f"criterion held fixed (rank partial correlation) {partial or 'undefined'}.")  # fmt: skip
+        per_criterion, strata = [], []
+        for criterion in sorted({c for c, r in zip(criteria, runs, strict=True) if r.get("kind") != "dense"}):
+            at = [i for i, r in enumerate(runs) if r.get("kind") == "dense" or criteria[i] == criterion]
+            corr = stats.partial_spearman([drops[i] for i in at], [values[i] for i in at], [sparsity[i] for i in at])
+            if corr is not None:
+                per_criterion.append(f"{criterion}: {corr}")
+                strata.append(corr)
+        if per_criterion:
+            lines.append(f"  Per criterion (final sparsity held fixed): {'; '.join(per_criterion)}.")
         within = []
         for level in sorted({s for s in targets if s > 0}):
             at = [i for i, (t, s) in enumerate(zip(targets, sparsity, strict=True))
                   if t == level and abs(s - level) <= stats.SPARSITY_SHORTFALL]  # fmt: skip
-            corr = stats.spearman([drops[i] for i in at], [values[i] for i in at])
+            corr = stats.spearman([drops[i] for i in at], [values[i] for i in at]) if len(at) >= MIN_WITHIN else None
             if corr is not None:
                 within.append(f"{level:g}: {corr}")
         if within:
             lines.append("  Within each sparsity (cells that reached it, across criteria, guards, seeds): "
                          f"{'; '.join(within)}.")  # fmt: skip
-        readings[label] = stats.verdict(raw, partial)
+        # Stratified by criterion when there are several: an additive model across criteria would
+        # assume expansion and accuracy fall with sparsity at one rate for magnitude and random masks.
+        readings[label] = stats.verdict(raw, strata if len(strata) > 1 else partial)
         lines.append(f"  Reading: {readings[label]}.")
     lines[:0] = [f"**Answer: {stats.answer(readings)}**", ""]
     lines += ["", "Break points (accuracy: first sparsity whose mean test accuracy is more than "
