@@ -238,7 +238,7 @@ class RNNPruneCLI(LightningCLI):
         if ckpt_path:
             _refuse_remote_checkpoint(ckpt_path)
             if Path(ckpt_path).is_file():
-                checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
+                checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu", mmap=True)
                 hparams = checkpoint.get("hyper_parameters") or {}
                 _refuse_architecture_mismatch(hparams, self.config[subcommand]["model"], ckpt_path)
                 self._checkpoint_run_id = checkpoint.get(WANDB_RUN_ID_KEY)

@@ -22,11 +22,12 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 from rnn_prune.criteria import resolve_named
-from rnn_prune.expansion import layer_expansion
-from rnn_prune.expansion.verdict import ramanujan_verdict
+from rnn_prune.expansion import BipartiteGraph
+from rnn_prune.expansion.measures import delta_r, verdict
 from rnn_prune.registry import Graph
 
 
@@ -56,10 +57,6 @@ class Guard(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({args})"
-
-
-VERDICT_MEASURES = ["delta_r", "avg_left_degree", "avg_right_degree", "num_nonisolated_components"]
-"""What :class:`RamanujanGuard` asks :func:`~rnn_prune.expansion.layer_expansion` for: the verdict's inputs only."""
 
 
 class RamanujanGuard(Guard):
@@ -96,21 +93,16 @@ class RamanujanGuard(Guard):
         self.stop_below_min_degree = stop_below_min_degree
 
     def accept(self, graph: Graph, proposed_mask: Tensor) -> Decision:
-        expansion = layer_expansion(proposed_mask, measures=VERDICT_MEASURES)
-        verdict = ramanujan_verdict(
-            expansion.delta_r,
-            expansion.avg_left_degree,
-            expansion.avg_right_degree,
-            expansion.num_nonisolated_components,
-            margin=self.margin,
-        )
-        if verdict.is_ramanujan is None:
-            if not self.stop_below_min_degree:
+        with threadpool_limits(limits=1, user_api="blas"):  # torch keeps the cores busy meanwhile
+            proposed = BipartiteGraph(proposed_mask)
+            decision = verdict(proposed, margin=self.margin)
+            if decision.is_ramanujan is None:
+                if not self.stop_below_min_degree:
+                    return Decision(True)
+                return Decision(False, decision.reason)
+            if decision.is_ramanujan:
                 return Decision(True)
-            return Decision(False, verdict.reason)
-        if verdict.is_ramanujan:
-            return Decision(True)
-        return Decision(False, verdict.reason or f"Δr={expansion.delta_r:.3f} < margin {self.margin:g}")
+            return Decision(False, decision.reason or f"Δr={delta_r(proposed):.3f} < margin {self.margin:g}")
 
 
 def resolve_guard(spec: Guard | str | None, *, margin: float = 0.0) -> Guard | None:

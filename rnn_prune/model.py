@@ -7,7 +7,7 @@ registry's readable graph names (``lstm.l0.ih.forget_gate``) match the state_dic
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -15,7 +15,7 @@ from torch import Tensor, nn
 CellType = Literal["rnn", "lstm", "gru"]
 ReadoutType = Literal["last", "mean", "max"]
 _CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-READOUTS: tuple[str, ...] = ("last", "mean", "max")
+READOUTS: tuple[str, ...] = get_args(ReadoutType)
 
 
 class RecurrentClassifier(nn.Module):

@@ -179,6 +179,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         self.seed = seed
         self.extractor = SpeechFeatures(features, n_features)
         self.splits: dict[str, Dataset] = {}
+        self._clip_lists: dict[str, tuple[list[str], np.ndarray]] = {}
         self.test_sets: list[Dataset] = []
         self.mean: Tensor | None = None
         self.std: Tensor | None = None
@@ -317,7 +318,16 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         return classes.index(UNKNOWN)
 
     def _clips(self, split: str) -> tuple[list[str], np.ndarray]:
-        """The split's clips as paths relative to ``root`` (silence: ``<noise file>@<start>``)."""
+        """The split's clips as paths relative to ``root`` (silence: ``<noise file>@<start>``).
+
+        Listed once per data module: ``prepare_data`` and ``setup`` both need them, and the
+        training split is a walk over ~100k files.
+        """
+        if split not in self._clip_lists:
+            self._clip_lists[split] = self._list_clips(split)
+        return self._clip_lists[split]
+
+    def _list_clips(self, split: str) -> tuple[list[str], np.ndarray]:
         dataset = SPEECHCOMMANDS(self.data_dir, download=False, subset=_SUBSETS[split])
         sources, labels = [], []
         for n in range(len(dataset)):

@@ -22,7 +22,7 @@ import numpy as np
 from rnn_prune.expansion.baseline import same_degree_samples
 from rnn_prune.expansion.graph import NAN, BipartiteGraph, ramanujan_bound, sqrt_or_nan
 from rnn_prune.expansion.spectral import top_singular_values_of_edges
-from rnn_prune.expansion.verdict import MIN_AVG_DEGREE, ramanujan_verdict
+from rnn_prune.expansion.verdict import MIN_AVG_DEGREE, RamanujanVerdict, ramanujan_verdict
 
 Measure = Callable[[BipartiteGraph], "float | int | bool | None"]
 """A measure: the graph in, one number out (``bool``/``None`` for a verdict, NaN when undefined)."""
@@ -274,17 +274,23 @@ def delta_s(graph: BipartiteGraph) -> float:
     return 2 * sqrt_or_nan(graph.spectrum[0] - 1) - graph.spectrum[1]
 
 
+def verdict(graph: BipartiteGraph, *, margin: float = 0.0) -> RamanujanVerdict:
+    """:func:`~rnn_prune.expansion.verdict.ramanujan_verdict` of ``graph``'s Δr, average degrees and
+    non-isolated components: the one place that feeds the rule, for the ``is_ramanujan`` measure
+    and the pruning guard (which asks with its ``margin``)."""
+    return ramanujan_verdict(
+        delta_r(graph), graph.left_stats[0], graph.right_stats[0], graph.components.num_nonisolated, margin=margin
+    )
+
+
 @register_measure("is_ramanujan")
 def is_ramanujan(graph: BipartiteGraph) -> bool | None:
-    """:func:`~rnn_prune.expansion.verdict.ramanujan_verdict` on ``Δr``, the average degrees and
-    the non-isolated components: ``None`` below average degree 3 (the reference's gate), ``False``
-    when disconnected, else ``Δr ≥ 0``. Its reason goes to ``reason``."""
-    verdict = ramanujan_verdict(
-        delta_r(graph), graph.left_stats[0], graph.right_stats[0], graph.components.num_nonisolated
-    )
-    if verdict.reason and graph.num_edges:
-        graph.note(verdict.reason)
-    return verdict.is_ramanujan
+    """:func:`verdict`: ``None`` below average degree 3 (the reference's gate), ``False`` when
+    disconnected, else ``Δr ≥ 0``. Its reason goes to ``reason``."""
+    verdict_ = verdict(graph)
+    if verdict_.reason and graph.num_edges:
+        graph.note(verdict_.reason)
+    return verdict_.is_ramanujan
 
 
 # ----------------------------------------------------------------------------- IMDB

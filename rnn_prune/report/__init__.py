@@ -26,43 +26,13 @@ columns no run logged is skipped with a note (logger ``rnn_prune.report``, print
 run without a training history or without ``val/acc`` is an error (exit code 2).
 
 Other tools (``python -m rnn_prune.study``) reuse :func:`load_run`, :class:`RunData` and the
-drawing helpers re-exported here (:func:`plot_vs_density`, :func:`set_density_axis`, ...).
+drawing helpers of :mod:`rnn_prune.report.plots` (:func:`~rnn_prune.report.plots.plot_vs_density`,
+:func:`~rnn_prune.report.plots.set_density_axis`, ...).
 Importing this package loads matplotlib: import it where figures are drawn, not at module level
 of a callback.
 """
 
-from rnn_prune.report.plots import (
-    FIGURES,
-    SkipFigure,
-    density,
-    mark_sparsity,
-    panel_grid,
-    plot_vs_density,
-    reference_line,
-    run_label,
-    save_figure,
-    set_density_axis,
-)
-from rnn_prune.report.runs import LoggedRun, ReportError, RunData, find_logged_runs, load_run
+from rnn_prune.report.runs import ReportError, RunData, load_run
 from rnn_prune.report.summary import main, make_figures, summary_table
 
-__all__ = [
-    "FIGURES",
-    "LoggedRun",
-    "ReportError",
-    "RunData",
-    "SkipFigure",
-    "density",
-    "find_logged_runs",
-    "load_run",
-    "main",
-    "make_figures",
-    "mark_sparsity",
-    "panel_grid",
-    "plot_vs_density",
-    "reference_line",
-    "run_label",
-    "save_figure",
-    "set_density_axis",
-    "summary_table",
-]
+__all__ = ["ReportError", "RunData", "load_run", "main", "make_figures", "summary_table"]

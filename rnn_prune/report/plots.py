@@ -34,7 +34,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from rnn_prune import keys
-from rnn_prune.report.runs import DELTA_R, RunData
+from rnn_prune.report.runs import RunData
 
 __all__ = [
     "FIGURES",
@@ -239,7 +239,7 @@ def _measure_vs_sparsity(runs: Sequence[RunData], measure: str, label: str) -> F
 
 def delta_r_vs_sparsity(runs: Sequence[RunData]) -> Figure:
     """Δr of every graph against sparsity, a panel per pruned run, dense runs as dotted levels."""
-    return _measure_vs_sparsity(runs, DELTA_R, f"Δr ({keys.graph('<graph>', DELTA_R)})")
+    return _measure_vs_sparsity(runs, keys.DELTA_R, f"Δr ({keys.graph('<graph>', keys.DELTA_R)})")
 
 
 def normalized_gap_vs_sparsity(runs: Sequence[RunData]) -> Figure:

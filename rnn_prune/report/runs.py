@@ -41,9 +41,6 @@ __all__ = ["LoggedRun", "ReportError", "RunData", "find_logged_runs", "load_run"
 
 log = logging.getLogger("rnn_prune.report")
 
-IS_RAMANUJAN = keys.IS_RAMANUJAN
-"""The per-graph verdict measure, ``graph/<graph>/is_ramanujan``: 1, 0, or NaN (no verdict)."""
-DELTA_R = keys.DELTA_R
 TRAINING_JOB_TYPES = frozenset({"fit"})
 """W&B ``job_type`` values of a training; any other non-empty job type is an evaluation."""
 
@@ -204,8 +201,10 @@ class RunData:
         shares: list[RamanujanShare | None] = []
         if graphs:
             # an epoch counts a graph when it measured it: its verdict, or for older runs its Δr
-            measured = {g: self.was_logged(keys.graph(g, IS_RAMANUJAN if self.measure(g, IS_RAMANUJAN) is not None
-                                                      else DELTA_R)) for g in graphs}  # fmt: skip
+            measured = {}
+            for g in graphs:
+                logged = keys.IS_RAMANUJAN if self.measure(g, keys.IS_RAMANUJAN) is not None else keys.DELTA_R
+                measured[g] = self.was_logged(keys.graph(g, logged))
             for i in range(len(self.epochs)):
                 verdicts = [float(values[i]) for g, values in graphs.items() if measured[g][i]]
                 shares.append(ramanujan_share(verdicts) if verdicts else None)
@@ -247,10 +246,10 @@ class RunData:
         >>> run.verdicts("g").tolist(), RunData.from_rows("o", [{"epoch": 0, "graph/g/delta_r": 1.0}]).verdicts("g")
         ([0.0], None)
         """
-        logged = self.measure(graph, IS_RAMANUJAN)
+        logged = self.measure(graph, keys.IS_RAMANUJAN)
         if logged is not None:
             return logged
-        inputs = [self.measure(graph, name) for name in (DELTA_R, keys.AVG_LEFT_DEGREE, keys.AVG_RIGHT_DEGREE)]
+        inputs = [self.measure(graph, name) for name in (keys.DELTA_R, keys.AVG_LEFT_DEGREE, keys.AVG_RIGHT_DEGREE)]
         components = self.measure(graph, keys.NUM_NONISOLATED_COMPONENTS)
         if components is None:
             parts = [self.measure(graph, name) for name in (keys.NUM_COMPONENTS, keys.NUM_ISOLATED_LEFT,

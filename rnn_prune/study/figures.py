@@ -19,8 +19,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from rnn_prune import keys
-from rnn_prune.report import (
-    RunData,
+from rnn_prune.report import RunData
+from rnn_prune.report.plots import (
     SkipFigure,
     density,
     plot_vs_density,

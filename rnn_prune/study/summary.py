@@ -54,11 +54,10 @@ asymptotic: with 4 cells a perfect rank order reads p = 0)."""
 
 
 def _statistics(rows: Rows) -> list[str]:
-    reference, _ = stats.accuracy_drops(rows)
+    runs = stats.distinct_runs(rows)  # keeps every dense row, so the reference is the same
+    reference, drops = stats.accuracy_drops(runs)
     if reference is None:
         return ["No dense cell (sparsity 0) finished, so there is no accuracy drop to correlate: add `--sparsity 0`."]
-    runs = stats.distinct_runs(rows)
-    _, drops = stats.accuracy_drops(runs)
     # "Equal sparsity" is the sparsity a model really has: a guard stops short of its target, and
     # its cells must not be compared with unguarded ones at the target they never reached. The
     # criterion drives both expansion and accuracy (random masks expand well and lose more), so the
