@@ -214,7 +214,7 @@ class ExpansionMetrics(Callback):
         for logger in trainer.loggers:
             logger.log_metrics({**metrics, keys.EPOCH: epoch}, step=step)
             if isinstance(logger, WandbLogger):
-                self._log_wandb_extras(logger, pl_module, expansions, logged, step)
+                self._log_wandb_extras(logger, pl_module, expansions, logged, metrics, step)
         return metrics
 
     def _warn_degenerate(self, expansions: dict[str, LayerExpansion], epoch: int) -> None:
@@ -239,14 +239,15 @@ class ExpansionMetrics(Callback):
         pl_module: L.LightningModule,
         expansions: dict[str, LayerExpansion],
         columns: list[str],
+        metrics: dict[str, float],
         step: int,
     ) -> None:
-        """The per-epoch table and degree histograms: W&B-only views of the same measures."""
+        """The per-epoch table and degree histograms: W&B-only views of the measures in ``metrics``."""
         if self.log_table and expansions:
-            rows = []
-            for name, expansion in expansions.items():
-                values = expansion.as_dict(columns)
-                rows.append([name, *(values.get(c, math.nan) for c in columns), expansion.reason])
+            rows = [
+                [name, *(metrics.get(keys.graph(name, c), math.nan) for c in columns), expansion.reason]
+                for name, expansion in expansions.items()
+            ]
             logger.log_table(key=keys.GRAPH_TABLE, columns=["graph", *columns, "reason"], data=rows, step=step)
         if self.log_histograms:
             import wandb  # only reached with a WandbLogger, which already needs wandb

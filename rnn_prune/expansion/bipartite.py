@@ -13,20 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 from rnn_prune.expansion._inputs import check_bool, check_int
-from rnn_prune.expansion.graph import BipartiteGraph, degrees, ramanujan_bound
-from rnn_prune.expansion.measures import DEFAULT_MEASURES, IMDB_MIN_GROUP, MEASURES, check_measures
-from rnn_prune.expansion.verdict import RAMANUJAN_TOL
+from rnn_prune.expansion.graph import NAN, BipartiteGraph
+from rnn_prune.expansion.measures import DEFAULT_MEASURES, MEASURES, check_measures
 
-__all__ = [
-    "IMDB_MIN_GROUP",
-    "RAMANUJAN_TOL",
-    "LayerExpansion",
-    "degrees",
-    "layer_expansion",
-    "ramanujan_bound",
-]
-
-NAN = float("nan")
+__all__ = ["LayerExpansion", "layer_expansion"]
 
 
 @dataclass(frozen=True)

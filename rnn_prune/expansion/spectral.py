@@ -133,20 +133,16 @@ def _component_singular_values(
     general = np.flatnonzero(with_edges & ~star)
     if len(general) == 1:  # the common case: one big component (plus isolated nodes, stars)
         idx = np.flatnonzero(edge_label == general[0]) if star.any() else slice(None)
-        found.append(_connected_singular_values(rows[idx], cols[idx], vals[idx], k))
+        found.append(connected_singular_values(rows[idx], cols[idx], vals[idx], k))
     elif len(general) > 1:
         order = np.argsort(edge_label, kind="stable")
         starts = np.searchsorted(edge_label[order], general, side="left")
         ends = np.searchsorted(edge_label[order], general, side="right")
         for start, end in zip(starts, ends, strict=True):
             idx = order[start:end]
-            found.append(_connected_singular_values(rows[idx], cols[idx], vals[idx], k))
+            found.append(connected_singular_values(rows[idx], cols[idx], vals[idx], k))
     return np.concatenate(found)
 
-
-def _connected_singular_values(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, k: int) -> np.ndarray:
-    """Up to ``k`` largest singular values of one connected component given by its edges."""
-    return connected_singular_values(rows, cols, vals, k)
 
 
 def connected_singular_values(

@@ -10,7 +10,6 @@ figure reuses the report's ``accuracy_vs_snr``, and the axes its density helpers
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -38,16 +37,12 @@ Rows = Sequence[Mapping[str, Any]]
 
 
 def _dense_reference(ax: Axes, rows: Rows, column: str, label: str) -> None:
-    values = [r[column] for r in rows if r.get("kind") == DENSE and _finite(r.get(column))]
+    values = [r[column] for r in rows if r.get("kind") == DENSE and stats.is_number(r.get(column))]
     if not values:
         return
     reference_line(ax, float(np.mean(values)), label=label, color="black", linestyle="--")
     if len(values) > 1:
         ax.axhspan(min(values), max(values), color="black", alpha=0.08, linewidth=0)
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
 
 
 def _plot_lines(ax: Axes, found: list[stats.Line], mark: Callable[[stats.Line], float | None], mark_label: str) -> None:
@@ -176,7 +171,7 @@ def accuracy_vs_snr(rows: Rows) -> Figure:
     for sparsity, group in sorted(by_sparsity.items()):
         means = {}
         for key, column in [(keys.TEST_ACC, "test_acc"), *((c, c) for c in columns)]:  # test_acc: "clean"
-            values = [r[column] for r in group if _finite(r.get(column))]
+            values = [r[column] for r in group if stats.is_number(r.get(column))]
             if values:
                 means[key] = float(np.mean(values))
         means[keys.SPARSITY] = sparsity

@@ -21,7 +21,7 @@ import logging
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,9 @@ from rnn_prune import keys, wandb_offline
 from rnn_prune.report import RunData, load_run
 from rnn_prune.study.grid import DENSE, Cell
 
-__all__ = ["COLUMNS", "DERIVED_VERSION", "SPARSITY_TOLERANCE", "cell_result", "fit_fields", "fit_summary",
-           "refresh_result", "snr_columns", "study_rows", "write_json_atomic", "write_study_csv"]  # fmt: skip
+__all__ = ["COLUMNS", "DERIVED_VERSION", "SPARSITY_TOLERANCE", "atomic_write", "cell_result", "fit_fields",
+           "fit_summary", "refresh_result", "snr_columns", "study_rows", "write_json_atomic", "write_study_csv",
+           "write_text_atomic"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +61,27 @@ def _is_snr_key(key: str) -> bool:
     return keys.parse_snr_key(key) is not None
 
 
-def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    """Write JSON to a temporary file beside ``path`` and rename it over: readers see all or nothing."""
-    _write_atomic(path, json.dumps(data, indent=2, allow_nan=True) + "\n")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def atomic_write(path: Path, write: Callable[[Path], object], *, suffix: str = ".tmp") -> None:
+    """``write`` a temporary file beside ``path``, then rename it over: readers (a parallel cell, a
+    SLURM task, a killed study) see the old file or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as file:
-            file.write(text)
+        write(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """:func:`atomic_write` of a text."""
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    """:func:`atomic_write` of JSON."""
+    write_text_atomic(path, json.dumps(data, indent=2, allow_nan=True) + "\n")
 
 
 def _finite(value: float | None) -> float | None:
@@ -217,4 +225,4 @@ def write_study_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: "" if v is None or (isinstance(v, float) and math.isnan(v)) else v for k, v in row.items()})
-    _write_atomic(path, buffer.getvalue())
+    write_text_atomic(path, buffer.getvalue())

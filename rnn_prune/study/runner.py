@@ -46,7 +46,7 @@ from typing import Any
 import yaml
 
 from rnn_prune.study.grid import DENSE, Cell
-from rnn_prune.study.results import _write_atomic, cell_result, refresh_result, write_json_atomic
+from rnn_prune.study.results import cell_result, refresh_result, write_json_atomic, write_text_atomic
 
 __all__ = ["CellError", "Study", "cell_environment", "cell_status", "checkpoint_loads", "slot_environments"]
 
@@ -243,7 +243,7 @@ class Study:
             overlay = out_path / f"{config_path.stem}.{OVERLAY}"
             text = f"# written by rnn_prune.study: {note}\n" + yaml.safe_dump(overlay_config, sort_keys=False)
             if not (overlay.is_file() and overlay.read_text() == text):
-                _write_atomic(overlay, text)
+                write_text_atomic(overlay, text)
         return cls(config_path, out_path, list(overrides), overlay, note)
 
     def cell_dir(self, cell: Cell) -> Path:

@@ -23,7 +23,8 @@ from scipy import stats
 from rnn_prune.study.grid import DENSE
 
 __all__ = ["ACCURACY_BREAK", "ALPHA", "Correlation", "Line", "Reading", "accuracy_drops", "answer", "break_point",
-           "compare_breaks", "distinct_runs", "lines", "partial_spearman", "spearman", "verdict"]  # fmt: skip
+           "compare_breaks", "distinct_runs", "is_number", "lines", "partial_spearman", "spearman",
+           "verdict"]  # fmt: skip
 
 ACCURACY_BREAK = 0.01
 """The accuracy break: the first sparsity whose mean test accuracy is more than 1 point below dense."""
@@ -49,6 +50,11 @@ class Correlation:
 
     def __str__(self) -> str:
         return f"ρ = {self.rho:+.2f} (p = {self.p:.3g}, n = {self.n})"
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float (not None, not NaN): what a cell may count with."""
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 def _pairs(*columns: Sequence[float | None]) -> list[np.ndarray]:

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rnn_prune.report.plots import save_figure
 from rnn_prune.study import figures, stats
 from rnn_prune.study.grid import DENSE
-from rnn_prune.study.results import SPARSITY_TOLERANCE, _write_atomic, study_rows, write_study_csv
+from rnn_prune.study.results import SPARSITY_TOLERANCE, atomic_write, study_rows, write_study_csv, write_text_atomic
 from rnn_prune.study.runner import load_results
 
 __all__ = ["build_outputs", "config_section"]
@@ -28,18 +27,7 @@ Rows = Sequence[Mapping[str, Any]]
 
 
 def _save_figure(figure: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
-        figure.savefig(tmp, dpi=120, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
+    atomic_write(path, lambda tmp: save_figure(figure, tmp), suffix=".png")
 
 
 def _fmt(value: Any) -> str:
@@ -62,7 +50,7 @@ def _statistics(rows: Rows) -> list[str]:
     # its cells must not be compared with unguarded ones at the target they never reached. The
     # criterion drives both expansion and accuracy (random masks expand well and lose more), so the
     # reading holds it fixed too.
-    sparsity = [r["final_sparsity"] if _number(r.get("final_sparsity")) else r["target_sparsity"] for r in runs]
+    sparsity = [r["final_sparsity"] if stats.is_number(r.get("final_sparsity")) else r["target_sparsity"] for r in runs]
     targets = [r["target_sparsity"] for r in runs]
     criteria = [str(r.get("criterion")) for r in runs]
     twins = len(rows) - len(runs)
@@ -189,5 +177,5 @@ def build_outputs(out: Path) -> list[Path]:
             _save_figure(figure, images[name])
         written += images.values()
         sections.append(config_section(config, group, images))
-    _write_atomic(out / "summary.md", "# Pruning study\n\n" + "\n".join(sections))
+    write_text_atomic(out / "summary.md", "# Pruning study\n\n" + "\n".join(sections))
     return [*written, out / "summary.md"]
