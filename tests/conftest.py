@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -86,3 +87,8 @@ def _quick_tier_trains_at_most_one_epoch(request: pytest.FixtureRequest, monkeyp
     yield
     epochs = sum(c.started for c in counters)
     assert epochs <= 1, f"{request.node.nodeid} trains {epochs} epochs: mark it @pytest.mark.slow or train one"
+
+
+def fake_trainer(epoch: int = 0) -> SimpleNamespace:
+    """The few trainer attributes the pruning callback reads, for driving it without a fit."""
+    return SimpleNamespace(current_epoch=epoch, world_size=1, sanity_checking=False)

@@ -18,6 +18,8 @@ import pytest
 import soundfile
 from torchvision.datasets import CIFAR10
 
+from datamodules.speech import KWS12_WORDS
+
 
 def write_idx(path: Path, array: np.ndarray) -> None:
     """An IDX file: magic 0x0000_08_<ndim> (uint8 data), big-endian int32 dims, then the bytes."""
@@ -157,7 +159,7 @@ def _write_lists_and_noise(
     (noise / "README.md").write_text("Background noise recordings (test fixture).\n")
 
 
-KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+KEYWORDS = KWS12_WORDS  # the ten command words of Speech Commands, as the data module names them
 
 
 def _formant_track(word: str) -> np.ndarray:

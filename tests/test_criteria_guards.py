@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import textwrap
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -26,7 +25,7 @@ from rnn_prune.guards import Decision, Guard, RamanujanGuard, resolve_guard
 from rnn_prune.masks import get_mask
 from rnn_prune.registry import Graph, prunable_weights
 from rnn_prune.schedules import OneShotSchedule
-from tests.conftest import CONFIGS, quickstart_args
+from tests.conftest import CONFIGS, fake_trainer, quickstart_args
 
 
 class _Head(nn.Module):
@@ -37,10 +36,6 @@ class _Head(nn.Module):
         self.head = nn.Linear(len(weight), 1, bias=False)
         with torch.no_grad():
             self.head.weight.copy_(torch.tensor([weight]))
-
-
-def _fake_trainer(epoch: int = 0) -> SimpleNamespace:
-    return SimpleNamespace(current_epoch=epoch, world_size=1, sanity_checking=False)
 
 
 def _graph(module: nn.Module) -> Graph:
@@ -57,7 +52,7 @@ def test_magnitude_and_gradient_keep_different_weights_in_a_known_case() -> None
         pruning.setup(None, module, "fit")
         module.head.weight.grad = torch.tensor([[0.0, 4.0, 0.1, 1.0]])
         pruning.on_after_backward(None, module)  # the hook the gradient criterion observes through
-        pruning.prune(_fake_trainer(), module, 0.0)
+        pruning.prune(fake_trainer(), module, 0.0)
         kept[criterion] = get_mask(pruning.weights[0]).flatten().tolist()
     assert kept["magnitude"] == [True, False, True, False]
     assert kept["gradient"] == [False, True, False, True]
@@ -88,7 +83,7 @@ def test_gradient_sums_reset_after_each_pruning_step_and_survive_a_checkpoint() 
     pruning.on_after_backward(None, module)
     saved = pruning.state_dict()
     assert torch.equal(saved["criterion"]["sums"]["head.weight"], torch.tensor([[1.0, 2.0, 3.0, 4.0]]))
-    pruning.prune(_fake_trainer(1), module, 1.0)
+    pruning.prune(fake_trainer(1), module, 1.0)
     assert pruning.state_dict()["criterion"] == {"sums": {}}, "a step's evidence is spent on that step"
 
 
@@ -258,7 +253,7 @@ def test_a_plain_bool_from_a_guard_is_a_decision() -> None:
     module = _Head([1.0, 2.0, 3.0, 4.0])
     pruning = ScheduledPruning(0.5, include=["head"], guard=Refuse())
     pruning.setup(None, module, "fit")
-    pruning.prune(_fake_trainer(), module, 0.0)
+    pruning.prune(fake_trainer(), module, 0.0)
     assert pruning.stopped == {"head": 0} and get_mask(pruning.weights[0]).all()
 
 

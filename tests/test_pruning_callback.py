@@ -21,6 +21,7 @@ from rnn_prune.module import SequenceClassifier
 from rnn_prune.pruning import pruned_count
 from rnn_prune.registry import prunable_weights
 from rnn_prune.schedules import LinearSchedule, OneShotSchedule
+from tests.conftest import fake_trainer
 
 
 def _module(cell: str = "lstm", **kwargs) -> SequenceClassifier:
@@ -41,10 +42,6 @@ def _trainer(tmp_path: Path, callbacks: list, max_epochs: int, **kwargs) -> L.Tr
         deterministic=True,
         **kwargs,
     )
-
-
-def _fake_trainer(epoch: int) -> SimpleNamespace:
-    return SimpleNamespace(current_epoch=epoch, world_size=1, sanity_checking=False)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
@@ -119,7 +116,7 @@ def test_guard_freezes_a_graph_exactly_when_delta_r_would_fall_below_the_margin(
     free.setup(None, module, "fit")
     trajectory, masks = [], []
     for epoch in range(11):
-        free.prune(_fake_trainer(epoch), module, float(epoch))
+        free.prune(fake_trainer(epoch), module, float(epoch))
         masks.append(get_mask(free.weights[0]).clone())
         trajectory.append(layer_expansion(masks[-1]).delta_r)
     # The first step (after a couple of epochs) that takes Δr below every earlier value; put the
@@ -137,7 +134,7 @@ def test_guard_freezes_a_graph_exactly_when_delta_r_would_fall_below_the_margin(
     guarded.setup(None, module, "fit")
     kept = []
     for epoch in range(11):
-        guarded.prune(_fake_trainer(epoch), module, float(epoch))
+        guarded.prune(fake_trainer(epoch), module, float(epoch))
         kept.append(get_mask(guarded.weights[0]).clone())
     assert guarded.stopped == {"rnn.l0.hh": refused}
     assert torch.equal(kept[refused - 1], masks[refused - 1]), "until the refusal it prunes as unguarded"
@@ -154,7 +151,7 @@ def test_ramanujan_guard_stops_a_graph_before_its_average_degree_falls_below_thr
         module = _module("lstm")
         pruning.setup(None, module, "fit")
         for epoch in range(10):
-            pruning.prune(_fake_trainer(epoch), module, float(epoch))
+            pruning.prune(fake_trainer(epoch), module, float(epoch))
     below = [g.name for g in free.graphs if layer_expansion(g.mask_block(), imdb=False).avg_right_degree < 3]
     assert below, "unguarded, the schedule takes the gates below degree 3"
     for graph in guarded.weights[0].graphs(per_gate=True, stacked=True):
@@ -167,11 +164,11 @@ def test_rewind_resets_surviving_weights_to_init() -> None:
     initial = {k: v.detach().clone() for k, v in module.named_parameters()}
     pruning = ScheduledPruning(OneShotSchedule(0.5, epoch=1), rewind_to_epoch=0)
     pruning.setup(None, module, "fit")
-    pruning.on_train_epoch_start(_fake_trainer(0), module)
+    pruning.on_train_epoch_start(fake_trainer(0), module)
     with torch.no_grad():  # stands for an epoch of training
         for param in module.parameters():
             param.add_(1.0)
-    pruning.on_train_epoch_start(_fake_trainer(1), module)
+    pruning.on_train_epoch_start(fake_trainer(1), module)
     weight = module.net.lstm.weight_hh_l0
     mask = module.net.lstm.weight_hh_l0_mask
     torch.testing.assert_close(weight[mask], initial["net.lstm.weight_hh_l0"][mask])
@@ -251,7 +248,7 @@ def test_guard_also_keeps_the_stacked_matrix_an_expander() -> None:
     guarded = ScheduledPruning(LinearSchedule(0.95, 0, 10), include=["lstm.l0.ih"], guard="ramanujan")
     guarded.setup(None, module, "fit")
     for epoch in range(11):
-        guarded.prune(_fake_trainer(epoch), module, float(epoch))
+        guarded.prune(fake_trainer(epoch), module, float(epoch))
         for graph in guarded.weights[0].graphs(per_gate=True, stacked=True):
             assert layer_expansion(graph.mask_block()).delta_r >= 0, (epoch, graph.name)
     assert guarded.stopped, "at 95 % the guard must have stopped something"
@@ -268,7 +265,7 @@ def test_a_subclass_changes_what_is_pruned_through_the_public_steps() -> None:
     module = _module("gru")
     pruning = HiddenOnlyHalfTarget(0.8)
     pruning.setup(None, module, "fit")
-    pruning.prune(_fake_trainer(0), module, 0.0)
+    pruning.prune(fake_trainer(0), module, 0.0)
     assert [w.name for w in pruning.weights] == ["gru.l0.hh"]
     by_name = {w.name: 1 - get_mask(w).float().mean().item() for w in prunable_weights(module)}
     assert by_name == {"gru.l0.ih": 0.0, "gru.l0.hh": pytest.approx(0.4, abs=0.01), "head": 0.0}
