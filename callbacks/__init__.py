@@ -2,6 +2,7 @@
 
 from callbacks.expansion import ExpansionMetrics
 from callbacks.figures import StudyFigures
+from callbacks.interfaces import EpochMetricsSource
 from callbacks.pruning import ScheduledPruning
 
-__all__ = ["ExpansionMetrics", "ScheduledPruning", "StudyFigures"]
+__all__ = ["EpochMetricsSource", "ExpansionMetrics", "ScheduledPruning", "StudyFigures"]

@@ -1,7 +1,7 @@
 """``ExpansionMetrics``: after every (N-th) epoch, how well does each pruned layer still expand?
 
 Thin glue over :mod:`rnn_prune.expansion`: asks the registry for the graphs, computes their
-measures once (on global rank 0), and records them through the trainer's loggers as
+measures once (on global rank 0), and logs them through Lightning (``log_dict``) as
 ``graph/<graph>/<measure>`` scalars, so W&B shows sparsity, accuracy and Δr side by side. With a
 ``WandbLogger`` it also logs a per-epoch table (graph × measure) and degree histograms through the
 logger's own experiment. Copy this file to add a metrics callback of your own.
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_info
@@ -25,9 +25,8 @@ from threadpoolctl import threadpool_limits
 from typing_extensions import override
 
 from rnn_prune import keys
-from rnn_prune.expansion import DEFAULT_MEASURES, LayerExpansion, degrees, model_expansion, unfolded_expansion
-from rnn_prune.expansion.measures import check_measures
-from rnn_prune.expansion.verdict import ramanujan_share
+from rnn_prune.expansion import LayerExpansion, degrees, model_expansion, unfolded_expansion
+from rnn_prune.expansion.measures import MEASURES, Selection
 from rnn_prune.registry import graphs, matches, recurrent_modules
 
 
@@ -39,50 +38,46 @@ def _every(n: int | None, epoch: int) -> bool:
 def _check_every(name: str, value: int | None, allow_none: bool = True) -> None:
     if value is None and allow_none:
         return
-    if not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         allowed = "a positive integer or null" if allow_none else "a positive integer"
         raise ValueError(f"{name}={value!r} must be {allowed}")
 
 
-def summarize(
-    expansions: dict[str, LayerExpansion], measures: list[str] | tuple[str, ...] = DEFAULT_MEASURES
-) -> dict[str, float]:
-    """The summaries over all graphs whose inputs were measured.
-
-    * ``graph/ramanujan_fraction``: :func:`~rnn_prune.expansion.verdict.ramanujan_share` of the
-      graphs' ``is_ramanujan`` — the share of Ramanujan graphs among those with a defined verdict
-      (NaN when none has one) — and ``graph/ramanujan_undefined``, how many had none (average
-      degree below 3, no edges). Logged when ``is_ramanujan`` is measured.
-    * ``graph/min_delta_r``: the smallest finite Δr (NaN when none is). Logged when ``delta_r`` is.
-    """
+def summarize(expansions: dict[str, LayerExpansion], selection: Selection) -> dict[str, float]:
+    """Each selected measure's own summary over the graphs (``graph/min_delta_r``,
+    ``graph/ramanujan_fraction`` …): the measure declares it, this only feeds it the values."""
     out: dict[str, float] = {}
     if not expansions:
         return out
-    if "is_ramanujan" in measures:
-        share = ramanujan_share(e.is_ramanujan for e in expansions.values())
-        out[keys.RAMANUJAN_FRACTION] = share.fraction
-        out[keys.RAMANUJAN_UNDEFINED] = float(share.num_undefined)
-    if "delta_r" in measures:
-        finite = [e.delta_r for e in expansions.values() if math.isfinite(e.delta_r)]
-        out[keys.MIN_DELTA_R] = min(finite) if finite else float("nan")
+    for measure in selection.measures:
+        if measure.summary is not None:
+            out.update(measure.summary([e[measure.name] for e in expansions.values()]))
     return out
 
 
 class ExpansionMetrics(Callback):
     """Log the expansion measures of every registry graph after every ``every_n_epochs`` epochs.
 
+    The callback knows no measure by name: what to compute, how often, with which options and how
+    to summarise it over the graphs all come from :data:`rnn_prune.expansion.MEASURES` and these
+    arguments. It implements :class:`~callbacks.interfaces.EpochMetricsSource`.
+
     Args:
         every_n_epochs: how often the per-graph measures run.
         per_gate: measure each LSTM/GRU gate block as its own graph.
         stacked: measure each stacked weight (all gates together) too.
         include: globs over graph names to measure (default: all, the head included).
-        measures: names of :data:`rnn_prune.expansion.MEASURES` to compute and log; only these are
-            computed (default: :data:`rnn_prune.expansion.DEFAULT_MEASURES`, every built-in but the
-            random baseline). ``graph/ramanujan_fraction`` needs ``is_ramanujan``,
-            ``graph/min_delta_r`` needs ``delta_r``.
-        imdb_every_n_epochs: IMDB (iterative mean of Δr) is costlier; ``null`` switches it off.
-        random_samples: random graphs with the same degrees behind ``random_delta_r`` (0 = off).
-        random_every_n_epochs: how often the random baseline runs (when ``random_samples`` > 0).
+        measures: names of :data:`rnn_prune.expansion.MEASURES` (or ``module.function``) to
+            compute and log; only these are computed (default:
+            :data:`rnn_prune.expansion.DEFAULT_MEASURES`, every built-in but the random baseline).
+            A measure's summary (``graph/ramanujan_fraction``, ``graph/min_delta_r``) is logged
+            when the measure is.
+        measure_options: ``{measure: {option: value}}`` for measures that declare options; a
+            measure named here is computed too (``{random_delta_r: {samples: 8}}`` switches the
+            random baseline on).
+        measure_every_n_epochs: ``{measure: n}`` for measures that run every ``n``-th measured
+            epoch only (costly ones such as ``imdb``); ``null`` switches one off. A measure that is
+            not due is logged as NaN, so its series keeps one row per measured epoch.
         unfolded_steps: T of the recurrent layers unfolded in time.
         unfolded_every_n_epochs: how often the unfolded graph is measured; ``null`` = never.
         reach_lags: lags whose unfolded reachability is logged.
@@ -99,9 +94,8 @@ class ExpansionMetrics(Callback):
         stacked: bool = True,
         include: list[str] | None = None,
         measures: list[str] | None = None,
-        imdb_every_n_epochs: int | None = 1,
-        random_samples: int = 0,
-        random_every_n_epochs: int | None = 5,
+        measure_options: dict[str, dict[str, Any]] | None = None,
+        measure_every_n_epochs: dict[str, int | None] | None = None,
         unfolded_steps: int = 8,
         unfolded_every_n_epochs: int | None = 1,
         reach_lags: list[int] | None = None,
@@ -111,11 +105,7 @@ class ExpansionMetrics(Callback):
     ) -> None:
         super().__init__()
         _check_every("every_n_epochs", every_n_epochs, allow_none=False)
-        _check_every("imdb_every_n_epochs", imdb_every_n_epochs)
-        _check_every("random_every_n_epochs", random_every_n_epochs)
         _check_every("unfolded_every_n_epochs", unfolded_every_n_epochs)
-        if not isinstance(random_samples, int) or random_samples < 0:
-            raise ValueError(f"random_samples={random_samples!r} must be a non-negative integer")
         if not isinstance(unfolded_steps, int) or unfolded_steps < 1:
             raise ValueError(f"unfolded_steps={unfolded_steps!r} must be a positive integer")
         reach_lags = [0, 1, 2, 4] if reach_lags is None else list(reach_lags)
@@ -126,16 +116,19 @@ class ExpansionMetrics(Callback):
             )
         if not (per_gate or stacked):
             raise ValueError("per_gate=False and stacked=False leave no graph to measure")
-        measures = list(DEFAULT_MEASURES) if measures is None else check_measures(measures)
+        selection = MEASURES.select(measures, measure_options)
+        rhythm = {} if measure_every_n_epochs is None else measure_every_n_epochs
+        if not isinstance(rhythm, dict):
+            raise ValueError(f"measure_every_n_epochs={rhythm!r} must map measure names to a number of epochs")
+        for measure in MEASURES.resolve(list(rhythm), "measure_every_n_epochs"):
+            _check_every(f"measure_every_n_epochs[{measure.name}]", rhythm[measure.name])
         _check_every("blas_threads", blas_threads)
         self.every_n_epochs = every_n_epochs
         self.per_gate = per_gate
         self.stacked = stacked
         self.include = include
-        self.measures = measures
-        self.imdb_every_n_epochs = imdb_every_n_epochs
-        self.random_samples = random_samples
-        self.random_every_n_epochs = random_every_n_epochs
+        self.selection = selection
+        self.measure_every_n_epochs = dict(rhythm)
         self.unfolded_steps = unfolded_steps
         self.unfolded_every_n_epochs = unfolded_every_n_epochs
         self.reach_lags = reach_lags
@@ -145,6 +138,19 @@ class ExpansionMetrics(Callback):
         self.last_metrics: dict[str, float] = {}
         self.last_epoch: int | None = None
         self._warned: set[tuple[str, str]] = set()
+
+    @property
+    def measures(self) -> list[str]:
+        """Names of the measures logged (every measured epoch; NaN where one is not due)."""
+        return self.selection.names
+
+    def metrics_after(self, epoch: int) -> dict[str, float]:
+        """:class:`~callbacks.interfaces.EpochMetricsSource`: the metrics logged after ``epoch``."""
+        return dict(self.last_metrics) if epoch == self.last_epoch else {}
+
+    def owns(self, key: str) -> bool:
+        """:class:`~callbacks.interfaces.EpochMetricsSource`: every ``graph/…`` key is this callback's."""
+        return key.startswith(keys.GRAPH_PREFIX)
 
     @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -157,64 +163,42 @@ class ExpansionMetrics(Callback):
         epoch = trainer.current_epoch
         if not _every(self.every_n_epochs, epoch):
             return
-        # Computed and logged once, on global rank 0. Masks agree across ranks (ScheduledPruning
-        # checks it), so rank 0's graphs are everyone's. The other ranks receive the scalars so a
-        # monitor (EarlyStopping on graph/min_delta_r) sees them everywhere; that costs them no
-        # extra wait, since their next step's gradient all-reduce waits for rank 0 anyway.
+        # Computed once, on global rank 0. Masks agree across ranks (ScheduledPruning checks it),
+        # so rank 0's graphs are everyone's. The other ranks receive the scalars so a monitor
+        # (EarlyStopping on graph/min_delta_r) sees them everywhere; that costs them no extra
+        # wait, since their next step's gradient all-reduce waits for rank 0 anyway.
         metrics = self._run_measures(trainer, pl_module, epoch) if trainer.is_global_zero else None
         if trainer.world_size > 1:
             metrics = trainer.strategy.broadcast(metrics, src=0)
-        # callback_metrics too, so other callbacks (EarlyStopping, StudyFigures) can read them.
-        trainer.callback_metrics.update({key: torch.tensor(value) for key, value in metrics.items()})
+        # Through Lightning like every epoch metric: it picks the step and fills callback_metrics
+        # (for EarlyStopping / ModelCheckpoint monitors). Every rank logs the same broadcast values.
+        pl_module.log_dict(metrics, on_step=False, on_epoch=True)
         self.last_metrics, self.last_epoch = metrics, epoch
 
-    def _measures_now(self, epoch: int) -> list[str]:
-        """The measures due after ``epoch``: IMDB and the random baseline have their own rhythm.
-
-        An IMDB skipped this epoch is still logged (as NaN), so its series keeps one row per
-        measured epoch; a random baseline that is off is not logged at all.
-        """
-        imdb_due = _every(self.imdb_every_n_epochs, epoch)
-        random_due = bool(self.random_samples) and _every(self.random_every_n_epochs, epoch)
-        names = [
-            n for n in self.measures if (n != "imdb" or imdb_due) and (n != "random_delta_r" or random_due)
-        ]
-        if random_due and "random_delta_r" not in names:
-            names.append("random_delta_r")
-        return names
+    def _selection_now(self, epoch: int) -> Selection:
+        """The measures due after ``epoch`` (each at its ``measure_every_n_epochs``, default every time)."""
+        due = tuple(m for m in self.selection.measures if _every(self.measure_every_n_epochs.get(m.name, 1), epoch))
+        return Selection(due, self.selection.options)
 
     def _run_measures(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int) -> dict[str, float]:
         started = time.perf_counter()
-        measured = self._measures_now(epoch)
-        logged = [*self.measures, *(n for n in measured if n not in self.measures)]
+        due = self._selection_now(epoch)
         with threadpool_limits(limits=self.blas_threads):
             expansions = model_expansion(
-                pl_module,
-                per_gate=self.per_gate,
-                stacked=self.stacked,
-                measures=measured,
-                random_samples=self.random_samples if "random_delta_r" in measured else 0,
-                seed=epoch,
-                include=self.include,
+                pl_module, per_gate=self.per_gate, stacked=self.stacked, measures=due, include=self.include
             )
             unfolded = self._unfolded(pl_module) if _every(self.unfolded_every_n_epochs, epoch) else {}
         metrics: dict[str, float] = {}
         self._warn_degenerate(expansions, epoch)
         for name, expansion in expansions.items():
-            for measure, value in expansion.as_dict(logged).items():
+            for measure, value in expansion.as_dict(self.measures).items():
                 metrics[keys.graph(name, measure)] = value
-        metrics.update(summarize(expansions, measured))
+        metrics.update(summarize(expansions, due))
         metrics.update(unfolded)
         metrics[keys.GRAPH_SECONDS] = time.perf_counter() - started
-        # Straight to the loggers, not through self.log: Lightning's result collection does work
-        # per logged key that grows with the keys already logged in the hook, and these are
-        # hundreds (measured: 0.25 s an epoch for one LSTM layer's 360). The step is the one
-        # Lightning gives the epoch's own metrics (the last optimizer step's), so they line up.
-        step = max(trainer.global_step - 1, 0)
         for logger in trainer.loggers:
-            logger.log_metrics({**metrics, keys.EPOCH: epoch}, step=step)
             if isinstance(logger, WandbLogger):
-                self._log_wandb_extras(logger, pl_module, expansions, logged, metrics, step)
+                self._log_wandb_extras(logger, pl_module, expansions, self.measures, metrics, trainer.global_step)
         return metrics
 
     def _warn_degenerate(self, expansions: dict[str, LayerExpansion], epoch: int) -> None:

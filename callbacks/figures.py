@@ -1,8 +1,9 @@
 """``StudyFigures``: at the end of ``fit``, the study report's figures for this run, as W&B images.
 
 Thin glue over :mod:`rnn_prune.report`: it records what the run logged each epoch (the trainer's
-``callback_metrics``, which by the next epoch's start hold every epoch-level value, the pruning and
-expansion measures included) and hands the rows to :func:`rnn_prune.report.make_figures`. The PNGs
+``callback_metrics``, which by the next epoch's start hold every epoch-level value, and what each
+:class:`~callbacks.interfaces.EpochMetricsSource` — ``ExpansionMetrics`` — computed after it) and
+hands the rows to :func:`rnn_prune.report.make_figures`. The PNGs
 land in ``<default_root_dir>/figures``; with a ``WandbLogger`` they are also logged as images
 ``report/<figure>``.
 
@@ -24,7 +25,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 from typing_extensions import override
 
-from callbacks.expansion import ExpansionMetrics
+from callbacks.interfaces import EpochMetricsSource
 from rnn_prune import keys
 
 
@@ -46,12 +47,12 @@ class StudyFigures(Callback):
     def _record(self, trainer: L.Trainer) -> None:
         if self._last_epoch is None:
             return
-        row = {key: float(value) for key, value in trainer.callback_metrics.items()}
-        # callback_metrics keeps keys from earlier epochs: keep graph/* only if measured this epoch
-        measured = any(getattr(c, "last_epoch", None) == self._last_epoch for c in trainer.callbacks
-                       if isinstance(c, ExpansionMetrics))
-        if not measured:
-            row = {key: value for key, value in row.items() if not key.startswith(keys.GRAPH_PREFIX)}
+        sources = [c for c in trainer.callbacks if isinstance(c, EpochMetricsSource)]
+        # callback_metrics keeps keys from earlier epochs: a source's keys come from the source itself
+        row = {key: float(value) for key, value in trainer.callback_metrics.items()
+               if not any(source.owns(key) for source in sources)}  # fmt: skip
+        for source in sources:
+            row.update(source.metrics_after(self._last_epoch))
         self._rows.append({**row, keys.EPOCH: self._last_epoch})
         self._last_epoch = None
 

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from rnn_prune.criteria import resolve_named
 from rnn_prune.expansion import BipartiteGraph
-from rnn_prune.expansion.measures import delta_r, verdict
+from rnn_prune.expansion.measures import delta_r, graph_verdict
 from rnn_prune.registry import Graph
 
 
@@ -95,7 +95,7 @@ class RamanujanGuard(Guard):
     def accept(self, graph: Graph, proposed_mask: Tensor) -> Decision:
         with threadpool_limits(limits=1, user_api="blas"):  # torch keeps the cores busy meanwhile
             proposed = BipartiteGraph(proposed_mask)
-            decision = verdict(proposed, margin=self.margin)
+            decision = graph_verdict(proposed, margin=self.margin)
             if decision.is_ramanujan is None:
                 if not self.stop_below_min_degree:
                     return Decision(True)

@@ -43,19 +43,10 @@ MIN_DELTA_R = "graph/min_delta_r"
 GRAPH_SECONDS = "graph/seconds"
 GRAPH_TABLE = "graph/table"
 UNFOLDED_SUFFIX = ".unfolded"
-# Per-graph measure names, the <measure> of graph/<graph>/<measure> (readers such as the study).
-DELTA_R = "delta_r"
-IS_RAMANUJAN = "is_ramanujan"
-IMDB = "imdb"
+# The <measure> of graph/<graph>/<measure> is a measure's own name: readers import the measure
+# (``from rnn_prune.expansion.measures import delta_r`` … ``delta_r.name``), no one re-spells it.
 # Figures (callbacks.figures): W&B images of the report's figures.
 REPORT_PREFIX = "report/"
-# The verdict's inputs (rnn_prune.expansion.verdict.ramanujan_verdict), for runs that logged no verdict.
-AVG_LEFT_DEGREE = "avg_left_degree"
-AVG_RIGHT_DEGREE = "avg_right_degree"
-NUM_NONISOLATED_COMPONENTS = "num_nonisolated_components"
-NUM_COMPONENTS = "num_components"
-NUM_ISOLATED_LEFT = "num_isolated_left"
-NUM_ISOLATED_RIGHT = "num_isolated_right"
 
 
 def test_loss(suffix: str = "") -> str:

@@ -13,7 +13,7 @@ from scipy.sparse import csgraph
 from torch import nn
 
 from rnn_prune.expansion import (
-    LayerExpansion,
+    DEFAULT_MEASURES,
     degrees,
     layer_expansion,
     model_expansion,
@@ -25,6 +25,8 @@ from rnn_prune.expansion.baseline import same_degree_samples
 from rnn_prune.expansion.spectral import DENSE_MAX_SIDE
 from rnn_prune.masks import set_mask
 from rnn_prune.registry import prunable_weights
+
+NO_IMDB = [name for name in DEFAULT_MEASURES if name != "imdb"]
 
 TOL = 1e-6
 
@@ -63,7 +65,7 @@ def circulant(n: int, shifts: list[int]) -> np.ndarray:
 @pytest.mark.parametrize("shape", [(3, 5), (1, 4), (150, 200)])
 def test_complete_bipartite(shape):
     out_features, in_features = shape
-    e = layer_expansion(np.ones(shape), imdb=True)
+    e = layer_expansion(np.ones(shape))
     assert e.lambda1 == pytest.approx(math.sqrt(out_features * in_features), abs=TOL)
     assert e.mu == pytest.approx(0.0, abs=TOL)
     assert e.avg_left_degree == out_features and e.avg_right_degree == in_features
@@ -182,7 +184,7 @@ def test_agrees_with_dense_numpy(shape, density):
     mask = rng.random(shape) < density
     weight = rng.standard_normal(shape)
     weight[~mask] = np.nan  # pruned positions are ignored, whatever they hold
-    e = layer_expansion(torch.from_numpy(mask), torch.from_numpy(weight), imdb=False)
+    e = layer_expansion(torch.from_numpy(mask), torch.from_numpy(weight), measures=NO_IMDB)
     b = mask.astype(float)
     assert (e.lambda1, e.mu) == pytest.approx(tuple(dense_top2(b)), abs=TOL)
     weighted = dense_top2(np.abs(np.where(mask, weight, 0.0)))
@@ -353,7 +355,7 @@ def test_imdb_needs_a_group_of_three():
     assert math.isnan(e.imdb)
     assert "imdb: no left-degree subgraph passes" in e.reason
     assert not math.isnan(e.delta_r)
-    off = layer_expansion(np.ones((3, 3)), imdb=False)
+    off = layer_expansion(np.ones((3, 3)), measures=NO_IMDB)
     assert math.isnan(off.imdb) and off.reason == ""
 
 
@@ -373,15 +375,16 @@ def test_random_bipartite_keeps_degrees_and_is_seeded():
 
 def test_random_delta_r():
     mask = random_mask((40, 60), 0.2, seed=9)
-    e = layer_expansion(mask, random_samples=3, seed=5)
+    baseline = {"random_delta_r": {"samples": 3, "seed": 5}}
+    e = layer_expansion(mask, options=baseline)
     rows, cols = np.nonzero(mask)
     mus = [dense_top2(_to_dense(r, c, mask.shape))[1]
            for r, c in same_degree_samples(rows, cols, mask.shape, samples=3, seed=5)]
     assert e.random_delta_r == pytest.approx(e.ramanujan_bound - np.mean(mus), abs=TOL)
-    assert e.random_delta_r == layer_expansion(mask, random_samples=3, seed=5).random_delta_r
+    assert e.random_delta_r == layer_expansion(mask, options=baseline).random_delta_r
     assert math.isnan(layer_expansion(mask).random_delta_r)
-    assert math.isnan(layer_expansion(np.zeros((3, 3)), random_samples=2).random_delta_r)
-    one_edge = layer_expansion(np.eye(1), random_samples=2)  # nothing to switch
+    assert math.isnan(layer_expansion(np.zeros((3, 3)), options=baseline).random_delta_r)
+    one_edge = layer_expansion(np.eye(1), options=baseline)  # nothing to switch
     assert one_edge.random_delta_r == one_edge.delta_r
 
 
@@ -424,7 +427,7 @@ def test_weight_dtypes_and_no_weight():
 def test_as_dict():
     e = layer_expansion(np.ones((3, 4)))
     d = e.as_dict()
-    assert "reason" not in d and set(d) == {f for f in LayerExpansion.__dataclass_fields__} - {"reason", "extra"}
+    assert list(d) == list(DEFAULT_MEASURES)
     assert all(type(v) is float for v in d.values())
     assert d["is_ramanujan"] == 1.0 and d["num_edges"] == 12.0
     assert math.isnan(layer_expansion(np.zeros((2, 2))).as_dict()["is_ramanujan"])
@@ -448,7 +451,7 @@ def test_model_expansion_splits_gates(cls, gates):
     mask[6:12] = False  # the second gate of l1_reverse.hh loses every edge
     set_mask(target, mask)
 
-    result = model_expansion(module, imdb=False)
+    result = model_expansion(module, measures=NO_IMDB)
     assert len(result) == 2 * 2 * 2 * (gates + 1)  # layers × directions × (ih, hh) × (gates + stacked)
     second_gate = {4: "forget_gate", 3: "update_gate"}[gates]
     name = f"{cls.__name__.lower()}.l1_reverse.hh"
@@ -457,9 +460,9 @@ def test_model_expansion_splits_gates(cls, gates):
     for w in prunable_weights(module):
         for i, gate in enumerate(w.gates):
             rows = slice(6 * i, 6 * (i + 1))
-            direct = layer_expansion(w.mask[rows], w.parameter.detach()[rows], imdb=False)
+            direct = layer_expansion(w.mask[rows], w.parameter.detach()[rows], measures=NO_IMDB)
             np.testing.assert_equal(result[f"{w.name}.{gate}"].as_dict(), direct.as_dict())
-        stacked = layer_expansion(w.mask, w.parameter.detach(), imdb=False)
+        stacked = layer_expansion(w.mask, w.parameter.detach(), measures=NO_IMDB)
         np.testing.assert_equal(result[w.name].as_dict(), stacked.as_dict())
 
 
@@ -493,12 +496,15 @@ def test_model_expansion_options():
         ({"mask": np.array([[1.0, np.nan]])}, "mask has NaN entries"),
         ({"weight": np.ones((3, 2))}, r"weight has shape \(3, 2\), mask has \(2, 2\)"),
         ({"weight": 1.0}, "weight must be a torch.Tensor or numpy.ndarray, got float"),
-        ({"imdb": "yes"}, "imdb must be True or False"),
-        ({"random_samples": -1}, "random_samples must be >= 0, got -1"),
-        ({"random_samples": 1.5}, "random_samples must be an integer"),
-        ({"random_samples": True}, "random_samples must be an integer"),
-        ({"seed": -2}, "seed must be >= 0"),
-        ({"seed": "0"}, "seed must be an integer"),
+        ({"options": {"random_delta_r": {"samples": -1}}}, "random_delta_r.samples must be >= 0, got -1"),
+        ({"options": {"random_delta_r": {"samples": 1.5}}}, "random_delta_r.samples must be an integer"),
+        ({"options": {"random_delta_r": {"samples": True}}}, "random_delta_r.samples must be an integer"),
+        ({"options": {"random_delta_r": {"seed": -2}}}, "random_delta_r.seed must be >= 0"),
+        ({"options": {"random_delta_r": {"seed": "0"}}}, "random_delta_r.seed must be an integer"),
+        ({"options": {"random_delta_r": {"sample": 3}}}, r"options: measure 'random_delta_r' has no option \['sample"),
+        ({"options": {"delta_r": {"samples": 3}}}, r"measure 'delta_r' has no option \['samples'\]; it takes none"),
+        ({"options": {"beauty": {}}}, r"options=\['beauty'\] are not measures"),
+        ({"options": ["random_delta_r"]}, "options must map measure names to their options"),
     ],
 )
 def test_layer_expansion_rejects(kwargs, match):
@@ -528,9 +534,8 @@ def test_helpers_reject():
         ({"include": ["*.hh", 3]}, "include must be None or a list of glob strings"),
         ({"per_gate": 1}, "per_gate must be True or False"),
         ({"stacked": None}, "stacked must be True or False"),
-        ({"imdb": 0}, "imdb must be True or False"),
-        ({"random_samples": -3}, "random_samples must be >= 0"),
-        ({"seed": 0.5}, "seed must be an integer"),
+        ({"measures": ["beauty"]}, r"measures=\[.beauty.\] are not measures"),
+        ({"options": {"random_delta_r": {"samples": -3}}}, "random_delta_r.samples must be >= 0"),
     ],
 )
 def test_model_expansion_rejects(kwargs, match):

@@ -13,8 +13,7 @@ from lightning.pytorch.loggers import CSVLogger
 from callbacks import ExpansionMetrics, ScheduledPruning
 from datamodules import DigitsDataModule
 from rnn_prune import keys
-from rnn_prune.expansion import MEASURES, model_expansion
-from rnn_prune.expansion.verdict import ramanujan_share
+from rnn_prune.expansion import MEASURES, measure, model_expansion
 from rnn_prune.module import SequenceClassifier
 
 
@@ -31,7 +30,7 @@ def _fit(tmp_path: Path, metrics: ExpansionMetrics, epochs: int = 1, sparsity: f
 
 @pytest.mark.slow  # two epochs: IMDB's every-second-epoch cadence
 def test_scalars_reach_a_csv_logger_every_epoch(tmp_path: Path) -> None:
-    metrics = ExpansionMetrics(imdb_every_n_epochs=2, unfolded_steps=4, reach_lags=[0, 3])
+    metrics = ExpansionMetrics(measure_every_n_epochs={"imdb": 2}, unfolded_steps=4, reach_lags=[0, 3])
     rows = _fit(tmp_path, metrics, epochs=2, sparsity=0.3)
     measured = [r for r in rows if r.get("graph/ramanujan_fraction")]
     assert [int(r["epoch"]) for r in measured] == [0, 1]
@@ -53,26 +52,32 @@ def test_measures_and_include_narrow_what_is_logged(tmp_path: Path) -> None:
     assert logged == {keys.graph(g, "delta_r") for g in graphs} | {keys.MIN_DELTA_R, keys.GRAPH_SECONDS}
 
 
-def test_only_the_asked_measures_are_computed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_the_asked_measures_are_computed() -> None:
     calls: list[str] = []
-    for name in ("delta_r", "imdb", "weighted_mu"):
-        original = MEASURES[name]
-        monkeypatch.setitem(MEASURES, name, lambda g, _f=original, _n=name: calls.append(_n) or _f(g))
-    model = SequenceClassifier(8, 10, cell="gru", hidden_size=12)
-    result = model_expansion(model, measures=["num_edges", "delta_r"], include=["head"])
+    with MEASURES.scoped():
+        for name in ("delta_r", "imdb", "weighted_mu"):
+            original = MEASURES[name]
+            counting = measure(lambda g, _f=original, _n=name: calls.append(_n) or _f(g), name=name)
+            MEASURES.add(counting, replace=True)
+        model = SequenceClassifier(8, 10, cell="gru", hidden_size=12)
+        result = model_expansion(model, measures=["num_edges", "delta_r"], include=["head"])
     assert calls == ["delta_r"] and math.isnan(result["head"].imdb)
 
 
 def test_ramanujan_share_counts_only_defined_verdicts(tmp_path: Path) -> None:
-    metrics = ExpansionMetrics(unfolded_every_n_epochs=None, imdb_every_n_epochs=None)
+    metrics = ExpansionMetrics(unfolded_every_n_epochs=None, measure_every_n_epochs={"imdb": None})
     rows = _fit(tmp_path, metrics)
     (row,) = [r for r in rows if r.get(keys.RAMANUJAN_FRACTION)]
-    verdicts = [float(v) for k, v in row.items() if k.endswith("/" + keys.IS_RAMANUJAN) and v != ""]
-    share = ramanujan_share(verdicts)
-    assert share.num_undefined > 0  # the 8-input gates at 80 % sparsity have d̄R < 3: no verdict
-    assert float(row[keys.RAMANUJAN_UNDEFINED]) == share.num_undefined
-    assert float(row[keys.RAMANUJAN_FRACTION]) == pytest.approx(share.fraction, nan_ok=True)
-    assert metrics.last_metrics[keys.RAMANUJAN_UNDEFINED] == share.num_undefined
+    verdicts = [float(v) for k, v in row.items() if k.endswith("/is_ramanujan") and v != ""]
+    # counted here by hand: 1 = Ramanujan, 0 = not, NaN = no verdict (outside the denominator)
+    ramanujan, not_ramanujan = verdicts.count(1.0), verdicts.count(0.0)
+    undefined = sum(math.isnan(v) for v in verdicts)
+    assert undefined > 0 and ramanujan > 0  # the 8-input gates at 80 % sparsity have d̄R < 3: no verdict
+    assert ramanujan + not_ramanujan + undefined == len(verdicts)
+    assert float(row[keys.RAMANUJAN_UNDEFINED]) == undefined
+    assert float(row[keys.RAMANUJAN_FRACTION]) == pytest.approx(ramanujan / (ramanujan + not_ramanujan))
+    assert metrics.last_metrics[keys.RAMANUJAN_UNDEFINED] == undefined
+    assert metrics.metrics_after(0) == metrics.last_metrics and metrics.metrics_after(1) == {}
 
 
 @pytest.mark.parametrize(
@@ -80,8 +85,10 @@ def test_ramanujan_share_counts_only_defined_verdicts(tmp_path: Path) -> None:
     [
         ({"every_n_epochs": 0}, "every_n_epochs=0 must be a positive integer"),
         ({"every_n_epochs": None}, "every_n_epochs=None must be a positive integer"),
-        ({"imdb_every_n_epochs": -1}, "imdb_every_n_epochs=-1 must be a positive integer or null"),
-        ({"random_samples": -2}, "random_samples=-2 must be a non-negative integer"),
+        ({"measure_every_n_epochs": {"imdb": -1}}, r"measure_every_n_epochs\[imdb\]=-1 must be a positive integer"),
+        ({"measure_every_n_epochs": {"beauty": 1}}, r"measure_every_n_epochs=\['beauty'\] are not measures"),
+        ({"measure_options": {"random_delta_r": {"samples": -2}}}, "random_delta_r.samples must be >= 0, got -2"),
+        ({"measure_options": {"delta_r": {"k": 1}}}, r"measure_options: measure 'delta_r' has no option \['k'\]"),
         ({"unfolded_steps": 0}, "unfolded_steps=0 must be a positive integer"),
         ({"reach_lags": [0, 9]}, r"lags \[9\] lie outside \[0, unfolded_steps=8\)"),
         ({"per_gate": False, "stacked": False}, "leave no graph to measure"),

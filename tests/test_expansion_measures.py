@@ -13,27 +13,45 @@ from rnn_prune.expansion import (
     DEFAULT_MEASURES,
     MEASURES,
     BipartiteGraph,
-    LayerExpansion,
     connected_components,
     layer_expansion,
     register_measure,
 )
 from rnn_prune.expansion import graph as graph_module
-from rnn_prune.expansion.measures import check_measures
+from rnn_prune.expansion.measures import Option, measure, nonnegative_int
 
 
 @pytest.fixture
-def clean_registry():
-    before = dict(MEASURES)
-    yield
-    MEASURES.clear()
-    MEASURES.update(before)
+def scoped_registry():
+    with MEASURES.scoped() as registry:
+        yield registry
 
 
-def test_default_set_is_every_field_but_the_random_baseline():
-    fields = [f for f in LayerExpansion.__dataclass_fields__ if f not in ("extra", "reason")]
-    assert list(DEFAULT_MEASURES) == [f for f in fields if f != "random_delta_r"]
-    assert set(MEASURES) >= set(fields)
+def test_a_measure_carries_its_name_doc_and_options():
+    baseline = MEASURES["random_delta_r"]
+    assert baseline.name == "random_delta_r" and not baseline.default and baseline.doc.startswith("``r − mean μ``")
+    assert {name: option.default for name, option in baseline.options.items()} == {"samples": 8, "seed": 0}
+    assert MEASURES["is_ramanujan"].flag and MEASURES["is_ramanujan"].missing is None
+    assert math.isnan(MEASURES["delta_r"].missing)
+    assert list(DEFAULT_MEASURES) == [name for name in MEASURES if MEASURES[name].default]
+    assert "random_delta_r" not in DEFAULT_MEASURES
+
+
+def test_result_reads_the_registry_for_what_was_not_computed():
+    e = layer_expansion(np.ones((4, 6)), measures=["num_edges"])
+    assert e.num_edges == e["num_edges"] == 24 and math.isnan(e.lambda1) and e.is_ramanujan is None
+    with pytest.raises(AttributeError, match="'beauty' is neither computed here nor a registered measure"):
+        _ = e.beauty
+
+
+def test_measure_declares_its_options_as_keyword_parameters():
+    with pytest.raises(ValueError, match=r"keyword-only parameters \['k'\] must be its declared options \[\]"):
+        measure(lambda graph, *, k: 0.0, name="bad")
+    with_option = measure(lambda graph, *, k: float(k), name="k_times", options={"k": Option(2, "k", nonnegative_int)})
+    assert with_option(BipartiteGraph(np.ones((2, 2)))) == 2.0
+    assert layer_expansion(np.ones((2, 2)), measures=[with_option], options={"k_times": {"k": 5}})["k_times"] == 5.0
+    with pytest.raises(ValueError, match="k_times.k must be >= 0, got -1"):
+        layer_expansion(np.ones((2, 2)), measures=[with_option], options={with_option: {"k": -1}})
 
 
 def test_only_asked_measures_are_computed_and_spectra_are_shared(monkeypatch):
@@ -62,28 +80,37 @@ def test_graph_caches_its_shared_parts():
     assert g.spectrum == pytest.approx((math.sqrt(20), 0.0), abs=1e-9)
 
 
-def test_registered_measure_is_computed_and_logged_in_extra(clean_registry):
+def test_registered_measure_is_computed_and_scoped(scoped_registry):
     @register_measure("edges_per_right_node")
     def edges_per_right_node(graph: BipartiteGraph) -> float:
         return graph.num_edges / graph.num_right
 
     e = layer_expansion(np.ones((4, 6)), measures=["delta_r", "edges_per_right_node"])
-    assert e.extra == {"edges_per_right_node": 6.0}
+    assert e.values["edges_per_right_node"] == 6.0
     assert e.as_dict(["edges_per_right_node", "delta_r"])["edges_per_right_node"] == 6.0
-    assert "edges_per_right_node" not in layer_expansion(np.ones((4, 6))).extra  # not in the default set
+    assert "edges_per_right_node" not in layer_expansion(np.ones((4, 6))).values  # not in the default set
     with pytest.raises(ValueError, match="measure 'edges_per_right_node' is already registered"):
         register_measure("edges_per_right_node")(edges_per_right_node)
     register_measure("edges_per_right_node", replace=True)(lambda g: 1.0)
-    assert layer_expansion(np.ones((4, 6)), measures=["edges_per_right_node"]).extra == {"edges_per_right_node": 1.0}
+    assert layer_expansion(np.ones((4, 6)), measures=["edges_per_right_node"]).values == {"edges_per_right_node": 1.0}
 
 
-def test_measure_named_by_module_path(clean_registry, tmp_path: Path, monkeypatch):
+def test_scoped_registry_forgets_what_was_registered_inside():
+    with MEASURES.scoped():
+        register_measure("only_inside")(lambda g: 1.0)
+        assert "only_inside" in MEASURES
+    assert "only_inside" not in MEASURES
+
+
+def test_measure_named_by_module_path(tmp_path: Path, monkeypatch):
     (tmp_path / "my_measures_h1.py").write_text(
         "def edges_per_left_node(graph):\n    return graph.num_edges / graph.num_left\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert check_measures(["delta_r", "my_measures_h1.edges_per_left_node"]) == ["delta_r", "edges_per_left_node"]
-    assert layer_expansion(np.ones((4, 6)), measures=["edges_per_left_node"]).extra == {"edges_per_left_node": 4.0}
+    names = ["delta_r", "my_measures_h1.edges_per_left_node"]
+    assert [m.name for m in MEASURES.resolve(names)] == ["delta_r", "edges_per_left_node"]
+    e = layer_expansion(np.ones((4, 6)), measures=["my_measures_h1.edges_per_left_node"])
+    assert e.values == {"edges_per_left_node": 4.0} and "edges_per_left_node" not in MEASURES  # not registered
     sys.modules.pop("my_measures_h1", None)
 
 
@@ -96,17 +123,17 @@ def test_measure_named_by_module_path(clean_registry, tmp_path: Path, monkeypatc
         ([3], r"measures=\[3\] are not measures"),
     ],
 )
-def test_check_measures_rejects(names, match):
+def test_resolve_rejects(names, match):
     with pytest.raises(ValueError, match=match):
-        check_measures(names)
+        MEASURES.resolve(names)
     with pytest.raises(ValueError, match=match):
         layer_expansion(np.ones((2, 2)), measures=names)
 
 
 @pytest.mark.parametrize(("name", "match"), [("a/b", "no '/'"), ("", "must be a string"), (3, "must be a string")])
-def test_register_measure_rejects_bad_names(name, match):
+def test_register_measure_rejects_bad_names(scoped_registry, name, match):
     with pytest.raises(ValueError, match=match):
-        register_measure(name)
+        register_measure(name)(lambda g: 0.0)
 
 
 def test_connected_components_counts_isolated_and_nonisolated():
@@ -118,7 +145,7 @@ def test_connected_components_counts_isolated_and_nonisolated():
     assert (empty.num, empty.largest, empty.giant) == (0, 0, -1)
 
 
-def test_register_measure_rejects_a_non_callable(clean_registry):
+def test_register_measure_rejects_a_non_callable(scoped_registry):
     with pytest.raises(ValueError, match="measure 'three' must be a callable of the graph, got 3"):
         register_measure("three")(3)
     assert "three" not in MEASURES

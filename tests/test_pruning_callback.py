@@ -103,7 +103,7 @@ def test_two_pruning_callbacks_keep_separate_state(tmp_path: Path) -> None:
 
 
 def _verdict(mask: torch.Tensor, margin: float) -> bool | None:
-    e = layer_expansion(mask, imdb=False)
+    e = layer_expansion(mask)
     components = e.num_components - e.num_isolated_left - e.num_isolated_right
     return ramanujan_verdict(e.delta_r, e.avg_left_degree, e.avg_right_degree, components, margin=margin).is_ramanujan
 
@@ -152,10 +152,11 @@ def test_ramanujan_guard_stops_a_graph_before_its_average_degree_falls_below_thr
         pruning.setup(None, module, "fit")
         for epoch in range(10):
             pruning.prune(fake_trainer(epoch), module, float(epoch))
-    below = [g.name for g in free.graphs if layer_expansion(g.mask_block(), imdb=False).avg_right_degree < 3]
+    degree = ["avg_right_degree"]
+    below = [g.name for g in free.graphs if layer_expansion(g.mask_block(), measures=degree).avg_right_degree < 3]
     assert below, "unguarded, the schedule takes the gates below degree 3"
     for graph in guarded.weights[0].graphs(per_gate=True, stacked=True):
-        assert layer_expansion(graph.mask_block(), imdb=False).avg_right_degree >= 3, graph.name
+        assert layer_expansion(graph.mask_block(), measures=degree).avg_right_degree >= 3, graph.name
     assert set(guarded.stopped) >= set(below)
 
 

@@ -81,12 +81,12 @@ def study_rows(kind: str, *, snr: bool = False) -> list[tuple[dict[str, float], 
         rows.append((prune, last_step + 1))
         graph = {E: epoch}
         for g in GRAPHS:
-            graph[keys.graph(g, keys.DELTA_R)] = OFFSET[g] - sparsity
+            graph[keys.graph(g, "delta_r")] = OFFSET[g] - sparsity
             graph[keys.graph(g, "normalized_gap")] = 0.5 * (1 - sparsity) + OFFSET[g] / 10
             if kind == "unguarded":
-                graph[keys.graph(g, keys.IS_RAMANUJAN)] = float(OFFSET[g] >= sparsity)
+                graph[keys.graph(g, "is_ramanujan")] = float(OFFSET[g] >= sparsity)
             else:
-                inputs = {keys.AVG_LEFT_DEGREE: 8.0, keys.AVG_RIGHT_DEGREE: 8.0, keys.NUM_NONISOLATED_COMPONENTS: 1.0}
+                inputs = {"avg_left_degree": 8.0, "avg_right_degree": 8.0, "num_nonisolated_components": 1.0}
                 graph.update({keys.graph(g, measure): value for measure, value in inputs.items()})
         graph[keys.MIN_DELTA_R] = min(OFFSET[g] - sparsity for g in GRAPHS)
         if kind == "guarded":
@@ -206,8 +206,8 @@ def _verdict_rows(verdicts: dict[str, list[float]], delta_r: dict[str, list[floa
     rows = []
     for epoch in range(len(next(iter(verdicts.values())))):
         row = {E: epoch, keys.SPARSITY: 0.1 * (epoch + 1)}
-        row.update({keys.graph(g, keys.IS_RAMANUJAN): v[epoch] for g, v in verdicts.items() if v[epoch] is not None})
-        row.update({keys.graph(g, keys.DELTA_R): d[epoch] for g, d in delta_r.items()})
+        row.update({keys.graph(g, "is_ramanujan"): v[epoch] for g, v in verdicts.items() if v[epoch] is not None})
+        row.update({keys.graph(g, "delta_r"): d[epoch] for g, d in delta_r.items()})
         rows.append(row)
     return rows
 
@@ -239,11 +239,11 @@ def test_runs_without_verdicts_get_the_one_verdict_for_share_and_loss() -> None:
 
     # epoch 0: both graphs connected, Δr >= 0; epoch 1: "split" has 2 components besides the 2
     # isolated nodes (Δr still >= 0), "thin" falls below degree 3 (no verdict) with Δr < 0
-    rows = [{E: e, g("split", keys.DELTA_R): 0.2, g("split", keys.AVG_LEFT_DEGREE): 4,
-             g("split", keys.AVG_RIGHT_DEGREE): 4, g("split", keys.NUM_COMPONENTS): c,
-             g("split", keys.NUM_ISOLATED_LEFT): 1, g("split", keys.NUM_ISOLATED_RIGHT): 1,
-             g("thin", keys.DELTA_R): d, g("thin", keys.AVG_LEFT_DEGREE): deg, g("thin", keys.AVG_RIGHT_DEGREE): 4,
-             g("thin", keys.NUM_NONISOLATED_COMPONENTS): 1,
+    rows = [{E: e, g("split", "delta_r"): 0.2, g("split", "avg_left_degree"): 4,
+             g("split", "avg_right_degree"): 4, g("split", "num_components"): c,
+             g("split", "num_isolated_left"): 1, g("split", "num_isolated_right"): 1,
+             g("thin", "delta_r"): d, g("thin", "avg_left_degree"): deg, g("thin", "avg_right_degree"): 4,
+             g("thin", "num_nonisolated_components"): 1,
              keys.RAMANUJAN_FRACTION: f, keys.RAMANUJAN_UNDEFINED: 1}
             for e, (c, d, deg, f) in enumerate([(3, 0.2, 4, 1.0), (4, -0.1, 2.5, 0.5)])]  # fmt: skip
     run = RunData.from_rows("old", rows)
@@ -251,7 +251,7 @@ def test_runs_without_verdicts_get_the_one_verdict_for_share_and_loss() -> None:
     assert run.ramanujan_losses() == {"split": 1}
     # the share comes from the same verdicts (not the logged 0.5 of an older rule): share and loss agree
     assert run.final_ramanujan_share() == RamanujanShare(0.0, 1, 1)
-    delta_r_only = RunData.from_rows("older", [{E: e, g("g", keys.DELTA_R): d} for e, d in enumerate([0.2, -0.1])])
+    delta_r_only = RunData.from_rows("older", [{E: e, g("g", "delta_r"): d} for e, d in enumerate([0.2, -0.1])])
     assert delta_r_only.ramanujan_losses() == {} and not delta_r_only.measures_verdicts()
     assert RunData.from_rows("none", [{E: 0, keys.VAL_ACC: 0.5}]).ramanujan_fraction() is None
 
@@ -449,8 +449,8 @@ def test_summary_table_shape(study: dict[str, Path]) -> None:
 def _dense_and_pruned() -> list[RunData]:
     def rows(final: float) -> list[dict[str, float]]:
         return [{E: e, keys.VAL_ACC: 0.9 - e * final / 10, keys.SPARSITY: e * final / 3,
-                 keys.graph("g", keys.DELTA_R): 1 - e * final, keys.graph("g", "normalized_gap"): 0.5,
-                 keys.graph("g", keys.IS_RAMANUJAN): float(1 - e * final >= 0)} for e in range(4)]  # fmt: skip
+                 keys.graph("g", "delta_r"): 1 - e * final, keys.graph("g", "normalized_gap"): 0.5,
+                 keys.graph("g", "is_ramanujan"): float(1 - e * final >= 0)} for e in range(4)]  # fmt: skip
 
     return [RunData.from_rows("dense", rows(0.0)), RunData.from_rows("pruned", rows(0.9))]
 
@@ -463,7 +463,7 @@ def test_a_dense_run_is_a_reference_line_not_a_panel(figure: str) -> None:
     assert ax.get_xlim()[1] > 0.5  # pruned to 0.9, not a dense x-range around 0
     levels = [line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == ":"]
     expected = dense.last(keys.VAL_ACC) if figure == "accuracy_vs_sparsity" else dense.columns[
-        keys.graph("g", keys.DELTA_R if figure == "delta_r_vs_sparsity" else "normalized_gap")][-1]
+        keys.graph("g", "delta_r" if figure == "delta_r_vs_sparsity" else "normalized_gap")][-1]
     assert levels == [expected]
     with pytest.raises(plots.SkipFigure, match="above 0"):
         plots.FIGURES[figure]([dense])

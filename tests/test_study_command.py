@@ -366,10 +366,10 @@ def test_two_configs_in_one_folder_get_their_own_sections_and_figures(tmp_path: 
 
 def _imdb_rows() -> list[dict[str, float]]:
     """Two epochs: IMDB defined at sparsity 0.5, undefined (NaN) at the final sparsity 0.99."""
-    return [{keys.EPOCH: 0, keys.VAL_ACC: 0.9, keys.SPARSITY: 0.5, keys.graph("a", keys.IMDB): 7.0,
-             keys.graph("a", keys.DELTA_R): 0.5},
-            {keys.EPOCH: 1, keys.VAL_ACC: 0.5, keys.SPARSITY: 0.99, keys.graph("a", keys.IMDB): math.nan,
-             keys.graph("a", keys.DELTA_R): -1.0}]  # fmt: skip
+    return [{keys.EPOCH: 0, keys.VAL_ACC: 0.9, keys.SPARSITY: 0.5, keys.graph("a", "imdb"): 7.0,
+             keys.graph("a", "delta_r"): 0.5},
+            {keys.EPOCH: 1, keys.VAL_ACC: 0.5, keys.SPARSITY: 0.99, keys.graph("a", "imdb"): math.nan,
+             keys.graph("a", "delta_r"): -1.0}]  # fmt: skip
 
 
 def test_mean_imdb_is_the_final_epochs_not_an_earlier_one() -> None:

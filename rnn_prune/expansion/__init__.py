@@ -8,11 +8,12 @@ degrees and components — and how a recurrent layer unfolded in time connects p
 last hidden state.
 
 Modules:
-    :mod:`~rnn_prune.expansion.bipartite`: :func:`layer_expansion`, :class:`LayerExpansion`.
+    :mod:`~rnn_prune.expansion.layer`: :func:`layer_expansion`, :class:`LayerExpansion` (values by name).
     :mod:`~rnn_prune.expansion.graph`: :class:`BipartiteGraph` (one mask, built once, shared parts
         cached), :func:`degrees`, :func:`ramanujan_bound`.
-    :mod:`~rnn_prune.expansion.measures`: one function per measure, :data:`MEASURES` by name,
-        :func:`register_measure`, :data:`DEFAULT_MEASURES`.
+    :mod:`~rnn_prune.expansion.measures`: one :class:`Measure` per measure (name, doc, options,
+        summary), :data:`MEASURES` by name, :func:`measure`, :func:`register_measure`,
+        :data:`DEFAULT_MEASURES`.
     :mod:`~rnn_prune.expansion.verdict`: the one Ramanujan rule (:func:`ramanujan_verdict`,
         :func:`ramanujan_share`).
     :mod:`~rnn_prune.expansion.components`: :func:`connected_components`, the one implementation.
@@ -23,10 +24,18 @@ Modules:
 """
 
 from rnn_prune.expansion.baseline import random_bipartite
-from rnn_prune.expansion.bipartite import LayerExpansion, layer_expansion
 from rnn_prune.expansion.components import Components, connected_components
 from rnn_prune.expansion.graph import BipartiteGraph, degrees, ramanujan_bound
-from rnn_prune.expansion.measures import DEFAULT_MEASURES, MEASURES, register_measure
+from rnn_prune.expansion.layer import LayerExpansion, layer_expansion
+from rnn_prune.expansion.measures import (
+    DEFAULT_MEASURES,
+    MEASURES,
+    Measure,
+    MeasureRegistry,
+    Option,
+    measure,
+    register_measure,
+)
 from rnn_prune.expansion.network import model_expansion
 from rnn_prune.expansion.spectral import top_singular_values
 from rnn_prune.expansion.unfolded import (
@@ -41,9 +50,13 @@ __all__ = [
     "BipartiteGraph",
     "Components",
     "LayerExpansion",
+    "Measure",
+    "MeasureRegistry",
+    "Option",
     "UnfoldedExpansion",
     "degrees",
     "layer_expansion",
+    "measure",
     "model_expansion",
     "connected_components",
     "ramanujan_bound",

@@ -42,14 +42,6 @@ def as_mask(mask: object, name: str = "mask") -> np.ndarray:
     return array if array.dtype == np.bool_ else array != 0
 
 
-def as_weight(weight: object, shape: tuple[int, int], name: str = "weight") -> np.ndarray:
-    """``weight`` as a float64 array of the mask's ``shape`` (NaN / inf are kept, checked later)."""
-    array = as_array(weight, name)
-    if array.shape != shape:
-        raise ValueError(f"{name} has shape {tuple(array.shape)}, mask has {shape}")
-    return array.astype(np.float64, copy=False)
-
-
 def check_bool(value: object, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")

@@ -19,7 +19,7 @@ from functools import cached_property
 
 import numpy as np
 
-from rnn_prune.expansion._inputs import as_array, as_mask, check_int
+from rnn_prune.expansion._inputs import as_array, as_mask
 from rnn_prune.expansion.components import Components, bipartite_components
 from rnn_prune.expansion.spectral import connected_singular_values, top_singular_values_of_edges
 
@@ -76,8 +76,6 @@ class BipartiteGraph:
     Args:
         mask: (out, in) 0/1 or bool torch tensor or numpy array; edge where ``mask != 0``.
         weight: optional (out, in) weight; only its values on edges are read (NaN elsewhere is fine).
-        random_samples: random same-degree graphs behind ``random_delta_r`` (0: none).
-        seed: seed of those samples.
 
     Attributes (built at once):
         shape: ``(out, in)``.
@@ -93,11 +91,9 @@ class BipartiteGraph:
     measures add to it with :meth:`note`.
     """
 
-    def __init__(self, mask: object, weight: object = None, *, random_samples: int = 0, seed: int = 0) -> None:
+    def __init__(self, mask: object, weight: object = None) -> None:
         edges = as_mask(mask)
         self.shape: tuple[int, int] = (int(edges.shape[0]), int(edges.shape[1]))
-        self.random_samples = check_int(random_samples, "random_samples", minimum=0)
-        self.seed = check_int(seed, "seed", minimum=0)
         rows, cols = np.nonzero(edges)
         if max(self.shape) < np.iinfo(np.int32).max:  # half the memory of every edge array
             rows, cols = rows.astype(np.int32), cols.astype(np.int32)

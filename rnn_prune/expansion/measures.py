@@ -1,34 +1,49 @@
-"""The expansion measures by name: one function of a :class:`BipartiteGraph` per measure.
+"""The expansion measures: one registered function of a :class:`BipartiteGraph` per measure.
 
-:data:`MEASURES` maps a name to its function; :func:`register_measure` adds one (that is all a new
-measure takes — see the README's "Extending"). :func:`~rnn_prune.expansion.layer_expansion` and the
-``ExpansionMetrics`` callback compute exactly the names they are given, over one graph built once:
-the costly parts (components, the three spectra, IMDB's edge order) are cached on the graph, so a
-measure costs nothing unless asked for and two measures that share a spectrum compute it once.
+A measure is a function decorated with :func:`measure`, which makes it a :class:`Measure`: the
+function with its name, its one-line doc, its declared keyword options (each with a default and a
+check), whether it is in the default set, whether its value is a flag (``True``/``False``/``None``)
+and an optional summary over all graphs of a model. Everything else derives from that one object:
+:class:`~rnn_prune.expansion.layer.LayerExpansion` holds values by measure name, the metric keys are
+``graph/<graph>/<measure.name>``, and ``ExpansionMetrics`` computes, schedules and summarises
+measures without knowing any by name.
 
-Each convention is stated in the function's docstring with its source; :class:`LayerExpansion`
-lists them together.
+:data:`MEASURES` is the :class:`MeasureRegistry` of the built-ins, built explicitly at the bottom
+of this module. A user adds one with :func:`register_measure` (scoped in tests by
+:meth:`MeasureRegistry.scoped`) or simply names ``module.function`` in ``measures`` (imported,
+never registered). The costly parts (components, the three spectra, IMDB's edge order) are cached
+on the graph, so a measure costs nothing unless asked for and two measures that share a spectrum
+compute it once.
+
+Each convention is stated in the function's docstring with its source: [H] Hoang et al.,
+"Revisiting pruning at initialization through the lens of Ramanujan graph", ICLR 2023, and its
+reference code (VITA-Group/ramanujan-on-pai, ``lib/graphs/scores.py``); [C] Chung, *Spectral Graph
+Theory*, 1997.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
+from rnn_prune import keys
+from rnn_prune.expansion._inputs import check_int
 from rnn_prune.expansion.baseline import same_degree_samples
 from rnn_prune.expansion.graph import NAN, BipartiteGraph, ramanujan_bound, sqrt_or_nan
 from rnn_prune.expansion.spectral import top_singular_values_of_edges
-from rnn_prune.expansion.verdict import MIN_AVG_DEGREE, RamanujanVerdict, ramanujan_verdict
+from rnn_prune.expansion.verdict import MIN_AVG_DEGREE, RamanujanVerdict, ramanujan_share, ramanujan_verdict
 
-Measure = Callable[[BipartiteGraph], "float | int | bool | None"]
-"""A measure: the graph in, one number out (``bool``/``None`` for a verdict, NaN when undefined)."""
-
-MEASURES: dict[str, Measure] = {}
-"""Every known measure by name, in registration order (the built-ins first)."""
+Value = float | int | bool | None
+"""What a measure returns: a number (NaN when undefined), or for a flag ``True``/``False``/``None``."""
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_@.\-]*\Z")
 
@@ -43,151 +58,358 @@ _GRAM_RELATIVE_FLOOR = 1e-6
 ``ε·λ₁`` in ``λ₂`` is ``ε·λ₁ / 2σ₂`` in σ₂); such a group's σ₂ is taken by a dense SVD instead."""
 
 
-def register_measure(name: str, *, replace: bool = False) -> Callable[[Measure], Measure]:
-    """Decorator: register ``fn(graph) -> value`` as the measure ``name``.
+# ----------------------------------------------------------------------------- the measure object
 
-    Args:
+
+@dataclass(frozen=True)
+class Option:
+    """A keyword option a measure declares: its default, what it means, and the check of a value.
+
+    ``check(value, name)`` returns the value to use or raises a ``ValueError`` naming ``name``
+    (``<measure>.<option>``); it runs once, where the option enters (``layer_expansion``,
+    ``model_expansion``, ``ExpansionMetrics``), never per graph.
+    """
+
+    default: Any
+    doc: str
+    check: Callable[[object, str], Any] = lambda value, name: value
+
+
+def nonnegative_int(value: object, name: str) -> int:
+    """Option check: an integer ``>= 0`` (not a bool)."""
+    return check_int(value, name, minimum=0)
+
+
+Summary = Callable[[Sequence[Value]], dict[str, float]]
+"""A measure's summary over the graphs of one model: their values in, ``{metric key: value}`` out."""
+
+
+@dataclass(frozen=True, eq=False)
+class Measure:
+    """One measure: ``fn(graph, **options) -> value`` and everything the package needs to know about it.
+
+    Attributes:
+        fn: the function; its keyword-only parameters are exactly the declared ``options``.
         name: the ``<measure>`` of ``graph/<graph>/<measure>``; letters, digits, ``_ @ . -``.
-        replace: allow redefining an existing name (otherwise a ``ValueError``).
-
-    >>> @register_measure("edges_per_right_node")
-    ... def edges_per_right_node(graph: BipartiteGraph) -> float:
-    ...     return graph.num_edges / graph.num_right
-    >>> "edges_per_right_node" in MEASURES
-    True
-    >>> del MEASURES["edges_per_right_node"]
+        doc: the first paragraph of ``fn``'s docstring (for tables and ``--help`` texts).
+        options: declared keyword options by name.
+        default: whether it is computed when no ``measures`` are named.
+        flag: its value is ``True``/``False``/``None`` (undefined), logged as 1/0/NaN; a measure
+            that was not computed reads ``None`` instead of NaN.
+        summary: optional reduction over the graphs of a model, logged once per epoch.
     """
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(f"measure name {name!r} must be a string of letters, digits and _ @ . - (no '/')")
-    if name in MEASURES and not replace:
-        raise ValueError(f"measure {name!r} is already registered; pass replace=True to redefine it")
 
-    def decorator(fn: Measure) -> Measure:
-        if not callable(fn):
-            raise ValueError(f"measure {name!r} must be a callable of the graph, got {fn!r}")
-        MEASURES[name] = fn
-        return fn
+    fn: Callable[..., Value]
+    name: str
+    doc: str = ""
+    options: Mapping[str, Option] = field(default_factory=dict)
+    default: bool = True
+    flag: bool = False
+    summary: Summary | None = None
 
-    return decorator
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ValueError(f"measure name {self.name!r} must be a string of letters, digits and _ @ . - (no '/')")
+        if not callable(self.fn):
+            raise ValueError(f"measure {self.name!r} must be a callable of the graph, got {self.fn!r}")
+        keyword = _keyword_parameters(self.fn)
+        if keyword is not None and set(keyword) != set(self.options):
+            raise ValueError(
+                f"measure {self.name!r}: its keyword-only parameters {sorted(keyword)} must be its declared "
+                f"options {sorted(self.options)}"
+            )
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+
+    def __call__(self, graph: BipartiteGraph, **options: Any) -> Value:
+        """The value on ``graph``; ``options`` are taken as checked (see :meth:`check_options`)."""
+        if not self.options:
+            return self.fn(graph)
+        return self.fn(graph, **({name: option.default for name, option in self.options.items()} | options))
+
+    @property
+    def missing(self) -> Value:
+        """What a result reads for this measure when it was not computed: NaN, ``None`` for a flag."""
+        return None if self.flag else NAN
+
+    def check_options(self, options: object, argument: str) -> dict[str, Any]:
+        """``options`` (a mapping of declared option names) checked; the one check of a measure's options."""
+        if not isinstance(options, Mapping):
+            raise ValueError(f"{argument}: options of measure {self.name!r} must be a mapping, got {options!r}")
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise ValueError(
+                f"{argument}: measure {self.name!r} has no option {unknown}; it takes {sorted(self.options) or 'none'}"
+            )
+        return {key: self.options[key].check(value, f"{self.name}.{key}") for key, value in options.items()}
+
+    def __repr__(self) -> str:
+        return f"Measure({self.name!r})"
 
 
-def check_measures(names: object, argument: str = "measures") -> list[str]:
-    """``names`` as a list of registered measure names, repeats dropped.
-
-    A name the registry does not know that holds a dot is read as ``module.function``: the module is
-    imported (its ``@register_measure`` decorators run) and the function is used under its own
-    name — so a YAML config can name a measure from the user's own file,
-    ``measures: [delta_r, my_measures.edges_per_right_node]``, logged as
-    ``graph/<graph>/edges_per_right_node``. Anything else unknown is a ``ValueError`` naming it.
-    """
-    if isinstance(names, str) or not isinstance(names, Iterable):
-        raise ValueError(f"{argument} must be a list of measure names, got {names!r}")
-    resolved, bad = [], []
-    for name in names:
-        if isinstance(name, str) and name not in MEASURES and "." in name:
-            name = _import_measure(name, argument)
-        if not isinstance(name, str) or name not in MEASURES:
-            bad.append(name)
-        resolved.append(name)
-    if bad:
-        raise ValueError(
-            f"{argument}={bad} are not measures; choose from {sorted(MEASURES)} or name one as module.function"
-        )
-    return list(dict.fromkeys(resolved))
-
-
-def _import_measure(path: str, argument: str) -> str:
-    """Import ``module.function`` and return the name it is registered under."""
-    module_name, _, attr = path.rpartition(".")
+def _keyword_parameters(fn: Callable[..., Any]) -> list[str] | None:
+    """Names of ``fn``'s keyword-only parameters (``None`` where the signature cannot be read)."""
     try:
-        fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as error:
-        raise ValueError(f"{argument}: cannot import measure {path!r}: {error}") from error
-    for name, known in MEASURES.items():
-        if known is fn:
-            return name
-    register_measure(attr)(fn)
-    return attr
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    return [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+def measure(
+    fn: Callable[..., Value] | None = None,
+    *,
+    name: str | None = None,
+    options: Mapping[str, Option] | None = None,
+    default: bool = True,
+    flag: bool = False,
+    summary: Summary | None = None,
+) -> Any:
+    """Decorator: make ``fn(graph, *, **options) -> value`` a :class:`Measure` named ``name``
+    (default: the function's name). It registers nothing; see :func:`register_measure`.
+
+    >>> @measure
+    ... def edges_per_right_node(graph: BipartiteGraph) -> float:
+    ...     '''|E| / out.'''
+    ...     return graph.num_edges / graph.num_right
+    >>> edges_per_right_node.name, edges_per_right_node.doc, edges_per_right_node(BipartiteGraph(np.ones((2, 3))))
+    ('edges_per_right_node', '|E| / out.', 3.0)
+    """
+
+    def decorator(function: Callable[..., Value]) -> Measure:
+        doc = inspect.cleandoc(function.__doc__ or "").split("\n\n")[0].replace("\n", " ")
+        measure_name = name if name is not None else getattr(function, "__name__", None)
+        return Measure(function, measure_name, doc, dict(options or {}), default, flag, summary)
+
+    return decorator if fn is None else decorator(fn)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Measures to compute, in order, and their checked options (what the public entries validate)."""
+
+    measures: tuple[Measure, ...]
+    options: Mapping[str, dict[str, Any]]
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.measures]
+
+
+class MeasureRegistry(Mapping[str, Measure]):
+    """Measures by name, in registration order: :data:`MEASURES` holds the built-ins.
+
+    Read-only as a mapping; :meth:`add` / :func:`register_measure` add a user's measure, and
+    :meth:`scoped` undoes additions made inside it (for tests and notebooks).
+    """
+
+    def __init__(self, measures: Iterable[Measure] = ()) -> None:
+        self._measures: dict[str, Measure] = {}
+        for item in measures:
+            self.add(item)
+
+    def __getitem__(self, name: str) -> Measure:
+        return self._measures[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._measures)
+
+    def __len__(self) -> int:
+        return len(self._measures)
+
+    def add(self, item: Measure, *, replace: bool = False) -> Measure:
+        """Register ``item`` under its name; an existing name needs ``replace=True``."""
+        if not isinstance(item, Measure):
+            raise ValueError(f"only a Measure can be registered (decorate it with @measure), got {item!r}")
+        if item.name in self._measures and not replace:
+            raise ValueError(f"measure {item.name!r} is already registered; pass replace=True to redefine it")
+        self._measures[item.name] = item
+        return item
+
+    def register(self, name: str | None = None, *, replace: bool = False, **kwargs: Any) -> Callable[..., Measure]:
+        """Decorator: :func:`measure` (``name`` and ``kwargs`` passed on), then :meth:`add`.
+
+        A registered measure is computed where it is named, not by default (``default=True`` to
+        make it part of :meth:`defaults`)."""
+        kwargs.setdefault("default", False)
+        return lambda fn: self.add(measure(fn, name=name, **kwargs), replace=replace)
+
+    @contextmanager
+    def scoped(self) -> Iterator[MeasureRegistry]:
+        """Within the block, registrations (and replacements) are undone on exit."""
+        before = dict(self._measures)
+        try:
+            yield self
+        finally:
+            self._measures = before
+
+    def defaults(self) -> tuple[str, ...]:
+        """Names of the measures computed when none are named."""
+        return tuple(name for name, item in self._measures.items() if item.default)
+
+    def resolve(self, names: object, argument: str = "measures") -> list[Measure]:
+        """``names`` as measures, repeats dropped; a ``ValueError`` naming every unknown one.
+
+        An entry is a registered name, a :class:`Measure`, or ``module.function``: the module is
+        imported and the function used under its own name (a plain function is wrapped by
+        :func:`measure`), so a YAML config can name a measure from the user's own file,
+        ``measures: [delta_r, my_measures.edges_per_right_node]``.
+        """
+        if isinstance(names, str) or not isinstance(names, Iterable):
+            raise ValueError(f"{argument} must be a list of measure names, got {names!r}")
+        resolved: dict[str, Measure] = {}
+        bad = []
+        for entry in names:
+            item = entry if isinstance(entry, Measure) else self._lookup(entry, argument)
+            if item is None:
+                bad.append(entry)
+            else:
+                resolved.setdefault(item.name, item)
+        if bad:
+            raise ValueError(
+                f"{argument}={bad} are not measures; choose from {list(self)} or name one as module.function"
+            )
+        return list(resolved.values())
+
+    def _lookup(self, entry: object, argument: str) -> Measure | None:
+        if not isinstance(entry, str):
+            return None
+        if entry in self._measures:
+            return self._measures[entry]
+        if "." not in entry:
+            return None
+        module_name, _, attr = entry.rpartition(".")
+        try:
+            found = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as error:
+            raise ValueError(f"{argument}: cannot import measure {entry!r}: {error}") from error
+        item = found if isinstance(found, Measure) else measure(found, name=attr)
+        registered = self._measures.get(item.name)
+        if registered is not None and registered.fn is not item.fn:
+            raise ValueError(f"{argument}: {entry!r} is named {item.name!r}, which is another registered measure")
+        return registered or item
+
+    def select(
+        self,
+        measures: object = None,
+        options: object = None,
+        *,
+        argument: str = "measures",
+        options_argument: str = "measure_options",
+    ) -> Selection:
+        """The one check of a measure list and its options, done where they enter the package.
+
+        Args:
+            measures: names as for :meth:`resolve`; ``None``: :meth:`defaults`.
+            options: ``{measure: {option: value}}``; a measure given options is computed even when
+                ``measures`` leaves it out (that is how the random baseline, off by default, is
+                switched on: ``{random_delta_r: {samples: 8}}``).
+        """
+        chosen = self.resolve(self.defaults() if measures is None else measures, argument)
+        if options is None:
+            options = {}
+        if not isinstance(options, Mapping):
+            raise ValueError(f"{options_argument} must map measure names to their options, got {options!r}")
+        checked: dict[str, dict[str, Any]] = {}
+        for key, values in options.items():
+            named = {m.name: m for m in chosen}
+            item = named[key] if isinstance(key, str) and key in named else self.resolve([key], options_argument)[0]
+            if item.name not in named:
+                chosen.append(item)
+            checked[item.name] = item.check_options(values, options_argument)
+        return Selection(tuple(chosen), MappingProxyType(checked))
+
+
+# ----------------------------------------------------------------------------- summaries over graphs
+
+
+def _smallest_finite_delta_r(values: Sequence[Value]) -> dict[str, float]:
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    return {keys.MIN_DELTA_R: min(finite) if finite else NAN}
+
+
+def _ramanujan_share(values: Sequence[Value]) -> dict[str, float]:
+    share = ramanujan_share(values)
+    return {keys.RAMANUJAN_FRACTION: share.fraction, keys.RAMANUJAN_UNDEFINED: float(share.num_undefined)}
 
 
 # ----------------------------------------------------------------------------- counts and degrees
 
 
-@register_measure("num_left")
+@measure
 def num_left(graph: BipartiteGraph) -> int:
     """Left nodes: the ``in`` units."""
     return graph.num_left
 
 
-@register_measure("num_right")
+@measure
 def num_right(graph: BipartiteGraph) -> int:
     """Right nodes: the ``out`` units."""
     return graph.num_right
 
 
-@register_measure("num_edges")
+@measure
 def num_edges(graph: BipartiteGraph) -> int:
     """``|E|``: nonzeros of the mask."""
     return graph.num_edges
 
 
-@register_measure("density")
+@measure
 def density(graph: BipartiteGraph) -> float:
     """``|E| / (in·out)``; NaN for a side of size 0."""
     size = graph.num_left * graph.num_right
     return graph.num_edges / size if size else NAN
 
 
-@register_measure("sparsity")
+@measure
 def sparsity(graph: BipartiteGraph) -> float:
     """``1 − density``."""
     return 1.0 - density(graph)
 
 
-@register_measure("avg_left_degree")
+@measure
 def avg_left_degree(graph: BipartiteGraph) -> float:
     """``d̄L = |E| / #non-isolated left nodes``: isolated nodes left out, as the reference's
     ``filter_zero_degree`` does before averaging."""
     return graph.left_stats[0]
 
 
-@register_measure("avg_right_degree")
+@measure
 def avg_right_degree(graph: BipartiteGraph) -> float:
     """``d̄R``, over the non-isolated right nodes."""
     return graph.right_stats[0]
 
 
-@register_measure("min_left_degree")
+@measure
 def min_left_degree(graph: BipartiteGraph) -> float:
     """Smallest degree of a non-isolated left node."""
     return graph.left_stats[1]
 
 
-@register_measure("max_left_degree")
+@measure
 def max_left_degree(graph: BipartiteGraph) -> float:
     """Largest left degree."""
     return graph.left_stats[2]
 
 
-@register_measure("min_right_degree")
+@measure
 def min_right_degree(graph: BipartiteGraph) -> float:
     """Smallest degree of a non-isolated right node."""
     return graph.right_stats[1]
 
 
-@register_measure("max_right_degree")
+@measure
 def max_right_degree(graph: BipartiteGraph) -> float:
     """Largest right degree."""
     return graph.right_stats[2]
 
 
-@register_measure("num_isolated_left")
+@measure
 def num_isolated_left(graph: BipartiteGraph) -> int:
     """Left nodes of degree 0."""
     return int(graph.num_left - np.count_nonzero(graph.left_deg))
 
 
-@register_measure("num_isolated_right")
+@measure
 def num_isolated_right(graph: BipartiteGraph) -> int:
     """Right nodes of degree 0."""
     return int(graph.num_right - np.count_nonzero(graph.right_deg))
@@ -196,19 +418,19 @@ def num_isolated_right(graph: BipartiteGraph) -> int:
 # ----------------------------------------------------------------------------- components
 
 
-@register_measure("num_components")
+@measure
 def num_components(graph: BipartiteGraph) -> int:
     """Connected components, every isolated node one of its own (as igraph and scipy count)."""
     return graph.components.num
 
 
-@register_measure("num_nonisolated_components")
+@measure
 def num_nonisolated_components(graph: BipartiteGraph) -> int:
     """Components with an edge: what the Ramanujan verdict asks to be 1 (0 without edges)."""
     return graph.components.num_nonisolated
 
 
-@register_measure("largest_component")
+@measure
 def largest_component(graph: BipartiteGraph) -> int:
     """Node count of the largest component."""
     return graph.components.largest
@@ -217,39 +439,41 @@ def largest_component(graph: BipartiteGraph) -> int:
 # ----------------------------------------------------------------------------- spectrum of B
 
 
-@register_measure("lambda1")
+@measure
 def lambda1(graph: BipartiteGraph) -> float:
     """``λ1 = σ₁(B)``, the largest eigenvalue of the (in+out)² adjacency (0 without edges)."""
     return graph.spectrum[0]
 
 
-@register_measure("mu")
+@measure
 def mu(graph: BipartiteGraph) -> float:
     """``μ = σ₂(B)``, the second largest nonnegative adjacency eigenvalue — the reference's ``t2_m``,
     the third largest ``|eigenvalue|`` of the adjacency, since ``±σ₁`` come first."""
     return graph.spectrum[1]
 
 
-@register_measure("spectral_gap")
+@measure
 def spectral_gap(graph: BipartiteGraph) -> float:
     """``λ1 − μ``."""
     return graph.spectrum[0] - graph.spectrum[1]
 
 
-@register_measure("ramanujan_bound")
+@measure(name="ramanujan_bound")
 def ramanujan_bound_measure(graph: BipartiteGraph) -> float:
     """``r = √(d̄L − 1) + √(d̄R − 1)`` (the reference's ``delta_r`` upper bound ``rm_ub``)."""
     return ramanujan_bound(graph.left_stats[0], graph.right_stats[0])
 
 
-@register_measure("delta_r")
+@measure(summary=_smallest_finite_delta_r)
 def delta_r(graph: BipartiteGraph) -> float:
     """``Δr = r − μ`` (the reference's ``rm``), reported at every average degree; the reference
-    computes it only where ``d̄L, d̄R ≥ 3``, which is where ``is_ramanujan`` is defined."""
+    computes it only where ``d̄L, d̄R ≥ 3``, which is where ``is_ramanujan`` is defined.
+
+    Summary: ``graph/min_delta_r``, the smallest finite Δr over the graphs (NaN when none is)."""
     return ramanujan_bound_measure(graph) - graph.spectrum[1]
 
 
-@register_measure("giant_delta_r")
+@measure
 def giant_delta_r(graph: BipartiteGraph) -> float:
     """``Δr`` of the largest connected component on its own (its own ``d̄L``, ``d̄R``, ``μ``).
 
@@ -268,13 +492,13 @@ def giant_delta_r(graph: BipartiteGraph) -> float:
     return ramanujan_bound(left, right) - float(sigma[1])
 
 
-@register_measure("delta_s")
+@measure
 def delta_s(graph: BipartiteGraph) -> float:
     """``Δs = 2√(λ1 − 1) − μ`` (the reference's ``sm``)."""
     return 2 * sqrt_or_nan(graph.spectrum[0] - 1) - graph.spectrum[1]
 
 
-def verdict(graph: BipartiteGraph, *, margin: float = 0.0) -> RamanujanVerdict:
+def graph_verdict(graph: BipartiteGraph, *, margin: float = 0.0) -> RamanujanVerdict:
     """:func:`~rnn_prune.expansion.verdict.ramanujan_verdict` of ``graph``'s Δr, average degrees and
     non-isolated components: the one place that feeds the rule, for the ``is_ramanujan`` measure
     and the pruning guard (which asks with its ``margin``)."""
@@ -283,20 +507,23 @@ def verdict(graph: BipartiteGraph, *, margin: float = 0.0) -> RamanujanVerdict:
     )
 
 
-@register_measure("is_ramanujan")
+@measure(flag=True, summary=_ramanujan_share)
 def is_ramanujan(graph: BipartiteGraph) -> bool | None:
-    """:func:`verdict`: ``None`` below average degree 3 (the reference's gate), ``False`` when
-    disconnected, else ``Δr ≥ 0``. Its reason goes to ``reason``."""
-    verdict_ = verdict(graph)
-    if verdict_.reason and graph.num_edges:
-        graph.note(verdict_.reason)
-    return verdict_.is_ramanujan
+    """The Ramanujan verdict (:func:`graph_verdict`): ``None`` below average degree 3 (the reference's
+    gate), ``False`` when disconnected, else ``Δr ≥ 0``. Its reason goes to ``reason``.
+
+    Summary: ``graph/ramanujan_fraction``, the share of Ramanujan graphs among those with a defined
+    verdict (NaN when none has one), and ``graph/ramanujan_undefined``, how many had none."""
+    decision = graph_verdict(graph)
+    if decision.reason and graph.num_edges:
+        graph.note(decision.reason)
+    return decision.is_ramanujan
 
 
 # ----------------------------------------------------------------------------- IMDB
 
 
-@register_measure("imdb")
+@measure
 def imdb(graph: BipartiteGraph) -> float:
     """Hoang et al.'s iterative mean of Δr, as the reference computes it.
 
@@ -359,7 +586,7 @@ def _group_sigma2(sub_rows: np.ndarray, degree: int, count: int, num_right: int)
 # ----------------------------------------------------------------------------- normalised spectrum
 
 
-@register_measure("normalized_gap")
+@measure
 def normalized_gap(graph: BipartiteGraph) -> float:
     """``1 − σ₂(D_R^{-1/2} B D_L^{-1/2})`` (isolated nodes dropped, ``σ₁ = 1``), clipped at 0.
 
@@ -371,13 +598,13 @@ def normalized_gap(graph: BipartiteGraph) -> float:
     return max(0.0, 1.0 - graph.normalized_spectrum[1])
 
 
-@register_measure("cheeger_lower")
+@measure
 def cheeger_lower(graph: BipartiteGraph) -> float:
     """``gap / 2``: the lower Cheeger bound on the conductance ``h`` (Chung 1997, ``gap/2 ≤ h``)."""
     return normalized_gap(graph) / 2
 
 
-@register_measure("cheeger_upper")
+@measure
 def cheeger_upper(graph: BipartiteGraph) -> float:
     """``√(2·gap)``: the upper Cheeger bound on ``h`` (``h ≤ 1``, so above 1 it says nothing)."""
     return sqrt_or_nan(2 * normalized_gap(graph))
@@ -386,21 +613,21 @@ def cheeger_upper(graph: BipartiteGraph) -> float:
 # ----------------------------------------------------------------------------- weighted spectrum
 
 
-@register_measure("weighted_lambda1")
+@measure
 def weighted_lambda1(graph: BipartiteGraph) -> float:
     """``σ₁(|W| ⊙ B)``; NaN without a weight or with a non-finite weight on an edge."""
     spectrum = graph.weighted_spectrum
     return NAN if spectrum is None else spectrum[0]
 
 
-@register_measure("weighted_mu")
+@measure
 def weighted_mu(graph: BipartiteGraph) -> float:
     """``σ₂(|W| ⊙ B)``."""
     spectrum = graph.weighted_spectrum
     return NAN if spectrum is None else spectrum[1]
 
 
-@register_measure("weighted_gap")
+@measure
 def weighted_gap(graph: BipartiteGraph) -> float:
     """``σ₁ − σ₂`` of ``|W| ⊙ B``."""
     spectrum = graph.weighted_spectrum
@@ -410,17 +637,55 @@ def weighted_gap(graph: BipartiteGraph) -> float:
 # ----------------------------------------------------------------------------- random baseline
 
 
-@register_measure("random_delta_r")
-def random_delta_r(graph: BipartiteGraph) -> float:
-    """``r − mean μ`` over ``graph.random_samples`` random graphs with the same degree sequences
-    (same ``r``); NaN with no samples. See :mod:`~rnn_prune.expansion.baseline`."""
-    if not graph.random_samples or graph.num_edges == 0:
+@measure(
+    default=False,
+    options={
+        "samples": Option(8, "random same-degree graphs (about 3 s each for 4096×1024 at 10 % density)",
+                          nonnegative_int),
+        "seed": Option(0, "seed of the samples", nonnegative_int),
+    },
+)  # fmt: skip
+def random_delta_r(graph: BipartiteGraph, *, samples: int, seed: int) -> float:
+    """``r − mean μ`` over ``samples`` random graphs with the same degree sequences (same ``r``);
+    NaN with no samples. Off by default: it costs a spectrum per sample. See
+    :mod:`~rnn_prune.expansion.baseline`."""
+    if not samples or graph.num_edges == 0:
         return NAN
-    samples = same_degree_samples(graph.rows, graph.cols, graph.shape, samples=graph.random_samples, seed=graph.seed)
-    mus = [top_singular_values_of_edges(r, c, np.ones(len(r)), graph.shape)[1] for r, c in samples]
+    pairs = same_degree_samples(graph.rows, graph.cols, graph.shape, samples=samples, seed=seed)
+    mus = [top_singular_values_of_edges(r, c, np.ones(len(r)), graph.shape)[1] for r, c in pairs]
     return ramanujan_bound_measure(graph) - float(np.mean(mus))
 
 
-DEFAULT_MEASURES: tuple[str, ...] = tuple(name for name in MEASURES if name != "random_delta_r")
+# ----------------------------------------------------------------------------- the registry
+
+MEASURES = MeasureRegistry(
+    [
+        num_left, num_right, num_edges, density, sparsity,
+        avg_left_degree, avg_right_degree, min_left_degree, max_left_degree, min_right_degree, max_right_degree,
+        num_isolated_left, num_isolated_right,
+        num_components, num_nonisolated_components, largest_component,
+        lambda1, mu, spectral_gap, ramanujan_bound_measure, delta_r, giant_delta_r, delta_s, is_ramanujan,
+        imdb,
+        normalized_gap, cheeger_lower, cheeger_upper,
+        weighted_lambda1, weighted_mu, weighted_gap,
+        random_delta_r,
+    ]
+)  # fmt: skip
+"""The built-in measures by name, in this order; :func:`register_measure` adds a user's."""
+
+DEFAULT_MEASURES: tuple[str, ...] = MEASURES.defaults()
 """What ``layer_expansion`` and ``ExpansionMetrics`` compute unless told otherwise: every built-in
-measure but the random baseline (which runs when ``random_samples > 0``)."""
+measure but the random baseline (switched on by giving it options)."""
+
+register_measure = MEASURES.register
+"""Decorator: ``@register_measure("name")`` makes a function a measure and adds it to :data:`MEASURES`.
+
+>>> with MEASURES.scoped():
+...     @register_measure("edges_per_right_node")
+...     def edges_per_right_node(graph: BipartiteGraph) -> float:
+...         return graph.num_edges / graph.num_right
+...     "edges_per_right_node" in MEASURES
+True
+>>> "edges_per_right_node" in MEASURES
+False
+"""

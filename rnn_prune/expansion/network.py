@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from torch import nn
 
 from rnn_prune import registry
-from rnn_prune.expansion._inputs import check_bool, check_int
-from rnn_prune.expansion.bipartite import LayerExpansion, layer_expansion
-from rnn_prune.expansion.measures import check_measures
+from rnn_prune.expansion._inputs import check_bool
+from rnn_prune.expansion.graph import BipartiteGraph
+from rnn_prune.expansion.layer import LayerExpansion, measure_graph
+from rnn_prune.expansion.measures import MEASURES, Selection
 
 
 def model_expansion(
@@ -15,10 +19,8 @@ def model_expansion(
     *,
     per_gate: bool = True,
     stacked: bool = True,
-    measures: list[str] | None = None,
-    imdb: bool = True,
-    random_samples: int = 0,
-    seed: int = 0,
+    measures: list[str] | Selection | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
     include: list[str] | None = None,
 ) -> dict[str, LayerExpansion]:
     """:func:`~rnn_prune.expansion.layer_expansion` of every graph of ``model``.
@@ -32,15 +34,15 @@ def model_expansion(
         model: any module; its ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` / ``nn.Linear`` are read.
         per_gate: one graph per gate (``lstm.l0.ih.forget_gate``).
         stacked: one graph per stacked weight (``lstm.l0.ih``); always on for gate-less weights.
-        measures, imdb, random_samples, seed: passed to ``layer_expansion`` (``measures``: the
-            names to compute, default :data:`~rnn_prune.expansion.DEFAULT_MEASURES`).
+        measures, options: as for ``layer_expansion``; or ``measures`` a
+            :class:`~rnn_prune.expansion.measures.Selection` checked already (then no ``options``).
         include: ``fnmatch`` globs on graph names; only matching graphs are measured
             (default: all).
 
     Returns:
         ``{graph name: LayerExpansion}`` in the registry's order.
 
-    >>> result = model_expansion(nn.LSTM(3, 4), include=["*.hh.*_gate"], imdb=False)
+    >>> result = model_expansion(nn.LSTM(3, 4), include=["*.hh.*_gate"], measures=["lambda1"])
     >>> list(result)
     ['lstm.l0.hh.input_gate', 'lstm.l0.hh.forget_gate', 'lstm.l0.hh.cell_gate', 'lstm.l0.hh.output_gate']
     >>> round(result["lstm.l0.hh.forget_gate"].lambda1, 6)  # K(4,4): √16
@@ -50,26 +52,19 @@ def model_expansion(
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     per_gate = check_bool(per_gate, "per_gate")
     stacked = check_bool(stacked, "stacked")
-    imdb = check_bool(imdb, "imdb")
-    if measures is not None:
-        measures = check_measures(measures)
-    random_samples = check_int(random_samples, "random_samples", minimum=0)
-    seed = check_int(seed, "seed", minimum=0)
+    if isinstance(measures, Selection):
+        if options is not None:
+            raise ValueError("options come with the Selection; pass measures as names to give options")
+        selection = measures
+    else:
+        selection = MEASURES.select(measures, options, options_argument="options")
     if include is not None and (
         isinstance(include, str)
         or not isinstance(include, (list, tuple))
         or not all(isinstance(p, str) for p in include)
     ):
         raise ValueError(f"include must be None or a list of glob strings, got {include!r}")
-
-    out: dict[str, LayerExpansion] = {}
-    for graph in registry.graphs(model, per_gate=per_gate, stacked=stacked, include=include):
-        out[graph.name] = layer_expansion(
-            graph.mask_block(),
-            graph.weight_block(),
-            measures=measures,
-            imdb=imdb,
-            random_samples=random_samples,
-            seed=seed,
-        )
-    return out
+    return {
+        graph.name: measure_graph(BipartiteGraph(graph.mask_block(), graph.weight_block()), selection)
+        for graph in registry.graphs(model, per_gate=per_gate, stacked=stacked, include=include)
+    }

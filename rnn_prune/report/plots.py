@@ -34,6 +34,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from rnn_prune import keys
+from rnn_prune.expansion.measures import delta_r
 from rnn_prune.report.runs import RunData
 
 __all__ = [
@@ -239,7 +240,7 @@ def _measure_vs_sparsity(runs: Sequence[RunData], measure: str, label: str) -> F
 
 def delta_r_vs_sparsity(runs: Sequence[RunData]) -> Figure:
     """Δr of every graph against sparsity, a panel per pruned run, dense runs as dotted levels."""
-    return _measure_vs_sparsity(runs, keys.DELTA_R, f"Δr ({keys.graph('<graph>', keys.DELTA_R)})")
+    return _measure_vs_sparsity(runs, delta_r.name, f"Δr ({keys.graph('<graph>', delta_r.name)})")
 
 
 def normalized_gap_vs_sparsity(runs: Sequence[RunData]) -> Figure:

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from rnn_prune import keys
+from rnn_prune.expansion import measures as m
 from rnn_prune.expansion.verdict import RamanujanShare, ramanujan_share, ramanujan_verdict
 
 __all__ = ["LoggedRun", "ReportError", "RunData", "find_logged_runs", "load_run"]
@@ -203,7 +204,7 @@ class RunData:
             # an epoch counts a graph when it measured it: its verdict, or for older runs its Δr
             measured = {}
             for g in graphs:
-                logged = keys.IS_RAMANUJAN if self.measure(g, keys.IS_RAMANUJAN) is not None else keys.DELTA_R
+                logged = m.is_ramanujan.name if self.measure(g, m.is_ramanujan.name) is not None else m.delta_r.name
                 measured[g] = self.was_logged(keys.graph(g, logged))
             for i in range(len(self.epochs)):
                 verdicts = [float(values[i]) for g, values in graphs.items() if measured[g][i]]
@@ -246,22 +247,22 @@ class RunData:
         >>> run.verdicts("g").tolist(), RunData.from_rows("o", [{"epoch": 0, "graph/g/delta_r": 1.0}]).verdicts("g")
         ([0.0], None)
         """
-        logged = self.measure(graph, keys.IS_RAMANUJAN)
+        logged = self.measure(graph, m.is_ramanujan.name)
         if logged is not None:
             return logged
-        inputs = [self.measure(graph, name) for name in (keys.DELTA_R, keys.AVG_LEFT_DEGREE, keys.AVG_RIGHT_DEGREE)]
-        components = self.measure(graph, keys.NUM_NONISOLATED_COMPONENTS)
+        inputs = [self.measure(graph, x.name) for x in (m.delta_r, m.avg_left_degree, m.avg_right_degree)]
+        components = self.measure(graph, m.num_nonisolated_components.name)
         if components is None:
-            parts = [self.measure(graph, name) for name in (keys.NUM_COMPONENTS, keys.NUM_ISOLATED_LEFT,
-                                                             keys.NUM_ISOLATED_RIGHT)]  # fmt: skip
+            parts = [self.measure(graph, name) for name in (m.num_components.name, m.num_isolated_left.name,
+                                                             m.num_isolated_right.name)]  # fmt: skip
             components = None if any(p is None for p in parts) else parts[0] - parts[1] - parts[2]
         if components is None or any(values is None for values in inputs):
             return None
         verdicts = np.full(len(self.epochs), math.nan)
-        for i, (delta_r, left, right, parts) in enumerate(zip(*inputs, components, strict=True)):
+        for i, (margin, left, right, parts) in enumerate(zip(*inputs, components, strict=True)):
             if math.isfinite(parts):
-                verdict = ramanujan_verdict(float(delta_r), float(left), float(right), int(parts)).is_ramanujan
-                verdicts[i] = math.nan if verdict is None else float(verdict)
+                judged = ramanujan_verdict(float(margin), float(left), float(right), int(parts)).is_ramanujan
+                verdicts[i] = math.nan if judged is None else float(judged)
         return verdicts
 
     def ramanujan_losses(self) -> dict[str, int]:

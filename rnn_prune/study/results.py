@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from rnn_prune import keys, wandb_offline
+from rnn_prune.expansion import measures as m
 from rnn_prune.report import RunData, load_run
 from rnn_prune.study.grid import DENSE, Cell
 
@@ -121,9 +122,9 @@ def fit_summary(run: RunData) -> dict[str, Any]:
 
     graphs = run.pruned_graphs or _weight_graphs(run)
     share = run.final_ramanujan_share(graphs)
-    finals = [v[final] for g in graphs if (v := run.measure(g, keys.DELTA_R)) is not None and np.isfinite(v[final])]
+    finals = [v[final] for g in graphs if (v := run.measure(g, m.delta_r.name)) is not None and np.isfinite(v[final])]
     min_delta_r = float(min(finals)) if finals else None  # (the logged graph/min_delta_r covers the head too)
-    imdb_logged = [v for g in graphs if (v := run.measure(g, keys.IMDB)) is not None]
+    imdb_logged = [v for g in graphs if (v := run.measure(g, m.imdb.name)) is not None]
     imdb = [value for v in imdb_logged if (value := _finite(v[final])) is not None]
     first = run.first_loss()
     return {
