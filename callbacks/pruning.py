@@ -114,10 +114,10 @@ class ScheduledPruning(Callback):
                 f"guard_margin={guard_margin!r} applies to guard='ramanujan' only; give guard={guard!r} "
                 "its own arguments (init_args) instead"
             )
-        first_step = getattr(self.schedule, "start_epoch", 0)
+        first_step = self.schedule.starts_at()
         if rewind_to_epoch is not None and rewind_to_epoch > first_step:
             raise ValueError(
-                f"rewind_to_epoch={rewind_to_epoch!r} comes after the schedule's start_epoch={first_step!r}: "
+                f"rewind_to_epoch={rewind_to_epoch!r} comes after the schedule's start ({first_step:g}): "
                 "the steps before it could not be rewound"
             )
         self.criterion: Criterion = resolve_criterion(criterion)

@@ -29,7 +29,6 @@ the trainer with its loggers and callbacks (pruning, expansion metrics). The CLI
 from __future__ import annotations
 
 import os
-import pkgutil
 import re
 import sys
 import traceback
@@ -47,6 +46,7 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCL
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
+from rnn_prune.config_entries import names_subclass, pruning_entries, rewrite_schedules
 from rnn_prune.loggers import WANDB_RUN_ID_KEY, WandbRunId
 from rnn_prune.loggers import WandbLogger as RunLabelledWandbLogger
 from rnn_prune.module import SequenceClassifier
@@ -81,15 +81,6 @@ def _entries(value: Any) -> list[Any]:
 
 def _logger_configs(trainer_config: Any) -> list[Any]:
     return _entries(trainer_config.get("logger"))
-
-
-def _names_subclass(class_path: Any, base: type) -> bool:
-    """Whether a config entry's ``class_path`` names ``base`` or a subclass (by type, not by name)."""
-    try:
-        resolved = pkgutil.resolve_name(str(class_path))
-    except (ImportError, AttributeError, ValueError):
-        return False
-    return isinstance(resolved, type) and issubclass(resolved, base)
 
 
 def _refuse_remote_checkpoint(ckpt_path: str) -> None:
@@ -159,13 +150,6 @@ def _user_error(error: BaseException) -> tuple[BaseException, str | None]:
     return root, owner
 
 
-def _is_scheduled_pruning(class_path: Any) -> bool:
-    """Whether a callback entry's ``class_path`` names ScheduledPruning or a subclass of it."""
-    from callbacks.pruning import ScheduledPruning  # callbacks sit beside the CLI; import when needed
-
-    return _names_subclass(class_path, ScheduledPruning)
-
-
 def _apply_pruning_overrides(config: Any) -> None:
     """Write ``--sparsity`` / ``--criterion`` / ``--guard`` / ``--guard_margin`` into the ScheduledPruning entries.
 
@@ -179,8 +163,8 @@ def _apply_pruning_overrides(config: Any) -> None:
     sparsity = overrides.pop("sparsity")
     if sparsity is not None and not 0.0 <= sparsity < 1.0:
         raise ConfigError(f"--sparsity={sparsity} must lie in [0, 1)")
-    callbacks = config["trainer"].get("callbacks") or []
-    pruning = [c for c in callbacks if _is_scheduled_pruning(c.get("class_path", ""))]
+    callbacks = config["trainer"].get("callbacks")
+    pruning = list(pruning_entries(callbacks))
     if not pruning:
         raise ConfigError(
             "--sparsity / --criterion / --guard / --guard_margin need a ScheduledPruning entry in trainer.callbacks"
@@ -190,15 +174,11 @@ def _apply_pruning_overrides(config: Any) -> None:
         for flag, value in overrides.items():
             if value is not None:
                 init_args[flag] = value
-        if sparsity is None:
-            continue
-        schedule = init_args.get("schedule")
-        if schedule is None or isinstance(schedule, int | float):
-            init_args["schedule"] = sparsity
-            continue
-        schedule_args = schedule["init_args"]
-        key = "final_sparsity" if "final_sparsity" in schedule_args else "sparsity"
-        schedule_args[key] = sparsity
+    if sparsity is not None:
+        try:  # the schedule sets its own target: the CLI knows none of its argument names
+            rewrite_schedules(callbacks, lambda schedule: schedule.with_target(sparsity))
+        except (ValueError, NotImplementedError) as error:
+            raise ConfigError(f"--sparsity={sparsity}: {error}") from error
 
 
 class RNNPruneCLI(LightningCLI):
@@ -253,7 +233,7 @@ class RNNPruneCLI(LightningCLI):
         root = Path(trainer.get("default_root_dir") or os.getcwd())
         for logger in _logger_configs(trainer):
             init_args = logger.get("init_args")
-            if init_args is None or not _names_subclass(logger.get("class_path"), WandbLogger):
+            if init_args is None or not names_subclass(logger.get("class_path"), WandbLogger):
                 continue  # CSV/TensorBoard require save_dir
             if init_args.get("save_dir") in (None, "", "."):
                 init_args["save_dir"] = str(root)
@@ -265,7 +245,7 @@ class RNNPruneCLI(LightningCLI):
                 init_args["offline"] = True
         for callback in _entries(trainer.get("callbacks")):
             init_args = callback.get("init_args")
-            is_checkpoint = init_args is not None and _names_subclass(callback.get("class_path"), ModelCheckpoint)
+            is_checkpoint = init_args is not None and names_subclass(callback.get("class_path"), ModelCheckpoint)
             if is_checkpoint and not init_args.get("dirpath"):  # else <save_dir>/<project>/<run id>/checkpoints
                 init_args["dirpath"] = str(root / CHECKPOINT_DIR)
         if trainer.get("default_root_dir"):

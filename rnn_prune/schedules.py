@@ -9,12 +9,19 @@ Select one in YAML by ``class_path`` (a bare float means :class:`ConstantSchedul
     schedule:
       class_path: rnn_prune.schedules.CubicSchedule
       init_args: {final_sparsity: 0.9, start_epoch: 1, end_epoch: 10}
+
+A schedule owns its knobs: the CLI's ``--sparsity`` calls :meth:`Schedule.with_target`, the study
+makes a schedule end inside ``max_epochs`` with :meth:`Schedule.ending_by`, the pruning callback
+asks :meth:`Schedule.starts_at`; none of them knows a schedule's argument names. A schedule of your
+own with other arguments works with all three once it implements those methods.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
+from typing import Any
 
 
 def _check_sparsity(name: str, value: float) -> None:
@@ -28,11 +35,59 @@ def _check_epoch(name: str, value: float) -> None:
 
 
 class Schedule(ABC):
-    """Cumulative target sparsity over time (in epochs)."""
+    """Cumulative target sparsity over time (in epochs), and the knobs callers may turn.
+
+    Only :meth:`target` is required. The others have defaults that are right for a schedule that
+    starts at 0 and has no end; a schedule with a start, an end or a target overrides them.
+    """
 
     @abstractmethod
     def target(self, epoch: float) -> float:
         """Share of the chosen weights that should be pruned at time ``epoch``."""
+
+    def starts_at(self) -> float:
+        """The first epoch whose target may be above 0 (a rewind point must not come after it)."""
+        return 0.0
+
+    def ends_at(self) -> float | None:
+        """The epoch from which the target no longer changes; ``None`` when it never stops."""
+        return None
+
+    def with_target(self, sparsity: float) -> Schedule:
+        """This schedule, ending at ``sparsity`` instead (the CLI's ``--sparsity``)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not say how to change its target sparsity: implement "
+            "Schedule.with_target to use it with --sparsity or the study"
+        )
+
+    def ending_by(self, epoch: float) -> Schedule:
+        """This schedule, reaching its target by ``epoch`` (itself when it already does).
+
+        Raises:
+            ValueError: it cannot end that early (it starts too late).
+        """
+        end = self.ends_at()
+        if end is None or end <= epoch:
+            return self
+        raise NotImplementedError(
+            f"{type(self).__name__} ends at epoch {end:g}, after {epoch:g}, and does not say how to end "
+            "earlier: implement Schedule.ending_by"
+        )
+
+    def init_args(self) -> dict[str, Any]:
+        """The constructor's arguments, read back from attributes of the same names (as
+        scikit-learn's ``get_params``): how a changed schedule is written back into a config."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        missing = [name for name in names if not hasattr(self, name)]
+        if missing:
+            raise NotImplementedError(
+                f"{type(self).__name__} keeps no attribute for its arguments {missing}: store them under "
+                "their own names or implement Schedule.init_args"
+            )
+        return {name: getattr(self, name) for name in names}
+
+    def _replace(self, **changes: Any) -> Schedule:
+        return type(self)(**(self.init_args() | changes))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -55,6 +110,31 @@ class ConstantSchedule(Schedule):
     def target(self, epoch: float) -> float:
         return self.sparsity if epoch >= self.start_epoch else 0.0
 
+    def starts_at(self) -> float:
+        return float(self.start_epoch)
+
+    def ends_at(self) -> float:
+        return float(self.start_epoch)
+
+    def with_target(self, sparsity: float) -> Schedule:
+        """
+        >>> ConstantSchedule(0.5, start_epoch=2).with_target(0.9)
+        ConstantSchedule(sparsity=0.9, start_epoch=2)
+        """
+        return self._replace(sparsity=sparsity)
+
+    def ending_by(self, epoch: float) -> Schedule:
+        """Prune at ``epoch`` instead when that is earlier.
+
+        >>> OneShotSchedule(0.8, epoch=9).ending_by(5)
+        OneShotSchedule(sparsity=0.8, start_epoch=5)
+        """
+        _check_epoch("epoch", epoch)
+        return self if self.start_epoch <= epoch else self._moved_to(epoch)
+
+    def _moved_to(self, epoch: float) -> Schedule:
+        return self._replace(start_epoch=epoch)
+
 
 class OneShotSchedule(ConstantSchedule):
     """Prune once, at ``epoch``, straight to ``sparsity`` (then fine-tune).
@@ -66,6 +146,14 @@ class OneShotSchedule(ConstantSchedule):
 
     def __init__(self, sparsity: float, epoch: float = 0) -> None:
         super().__init__(sparsity, start_epoch=epoch)
+
+    @property
+    def epoch(self) -> float:
+        """The pruning epoch (the constructor's ``epoch``)."""
+        return self.start_epoch
+
+    def _moved_to(self, epoch: float) -> Schedule:
+        return self._replace(epoch=epoch)
 
 
 class _RampSchedule(Schedule):
@@ -86,6 +174,36 @@ class _RampSchedule(Schedule):
         self.initial_sparsity = float(initial_sparsity)
         self.start_epoch = start_epoch
         self.end_epoch = end_epoch
+
+    def starts_at(self) -> float:
+        return float(self.start_epoch)
+
+    def ends_at(self) -> float:
+        return float(self.end_epoch)
+
+    def with_target(self, sparsity: float) -> Schedule:
+        """The same ramp to ``sparsity`` (its initial sparsity capped there).
+
+        >>> CubicSchedule(0.9, start_epoch=1, end_epoch=10).with_target(0.5)
+        CubicSchedule(final_sparsity=0.5, initial_sparsity=0.0, start_epoch=1, end_epoch=10)
+        """
+        _check_sparsity("sparsity", sparsity)
+        return self._replace(final_sparsity=sparsity, initial_sparsity=min(self.initial_sparsity, sparsity))
+
+    def ending_by(self, epoch: float) -> Schedule:
+        """The ramp squeezed to end at ``epoch`` when it ends later.
+
+        >>> LinearSchedule(0.8, start_epoch=1, end_epoch=10).ending_by(5).end_epoch
+        5
+        """
+        if self.end_epoch <= epoch:
+            return self
+        if epoch <= self.start_epoch:
+            raise ValueError(
+                f"{type(self).__name__} ramps from start_epoch={self.start_epoch} to end_epoch={self.end_epoch} and "
+                f"cannot end by epoch {epoch:g}: lower its start_epoch"
+            )
+        return self._replace(end_epoch=epoch)
 
     def _progress(self, epoch: float) -> float:
         return min(max((epoch - self.start_epoch) / (self.end_epoch - self.start_epoch), 0.0), 1.0)
@@ -173,6 +291,33 @@ class IterativeSchedule(Schedule):
     def target(self, epoch: float) -> float:
         sparsity = 1.0 - (1.0 - self.rate) ** self.rounds_done(epoch)
         return sparsity if self.final_sparsity is None else min(sparsity, self.final_sparsity)
+
+    def starts_at(self) -> float:
+        return float(self.start_epoch)
+
+    def ends_at(self) -> float | None:
+        """The epoch of the last round: ``rounds``, or the first that reaches ``final_sparsity``.
+
+        >>> IterativeSchedule(0.5, every=2, start_epoch=1, final_sparsity=0.8).ends_at()  # 0.5, 0.75, 0.875
+        5.0
+        """
+        needed = []
+        if self.rounds is not None:
+            needed.append(self.rounds)
+        if self.final_sparsity is not None:
+            needed.append(max(1, math.ceil(math.log1p(-self.final_sparsity) / math.log1p(-self.rate) - 1e-12)))
+        if not needed:
+            return None
+        return float(self.start_epoch + (min(needed) - 1) * self.every)
+
+    def with_target(self, sparsity: float) -> Schedule:
+        """The same rounds, capped at ``sparsity`` (``rounds`` dropped, so the cap is reached).
+
+        >>> IterativeSchedule(0.2, rounds=3).with_target(0.5).target(100)
+        0.5
+        """
+        _check_sparsity("sparsity", sparsity)
+        return self._replace(final_sparsity=sparsity, rounds=None)
 
 
 def as_schedule(schedule: Schedule | float) -> Schedule:

@@ -240,7 +240,7 @@ def test_pattern_matching_no_weight_fails_at_setup() -> None:
 
 
 def test_rewind_after_the_first_pruning_step_is_rejected() -> None:
-    with pytest.raises(ValueError, match="rewind_to_epoch=3 comes after the schedule's start_epoch=1"):
+    with pytest.raises(ValueError, match=r"rewind_to_epoch=3 comes after the schedule's start \(1\)"):
         ScheduledPruning(LinearSchedule(0.5, start_epoch=1, end_epoch=4), rewind_to_epoch=3)
 
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 
 from rnn_prune.pruning import global_masks, keep_top, layerwise_masks, mask_checksum, mask_scores, pruned_count
 from rnn_prune.schedules import (
@@ -12,8 +17,11 @@ from rnn_prune.schedules import (
     IterativeSchedule,
     LinearSchedule,
     OneShotSchedule,
+    Schedule,
     as_schedule,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_cubic_schedule_matches_zhu_gupta_formula() -> None:
@@ -111,3 +119,90 @@ def test_checksum_tells_masks_apart() -> None:
     b = torch.tensor([False, True, True])
     assert mask_checksum([a]) != mask_checksum([b])
     assert mask_checksum([a, b]) == mask_checksum([a.clone(), b.clone()])
+
+
+# --------------------------------------------------------------------------- a user's schedule and its knobs
+
+USER_SCHEDULE = '''
+from rnn_prune.schedules import Schedule
+
+
+class StepTo(Schedule):
+    """Prune to ``goal`` at epoch ``when``: argument names no caller of the package knows."""
+
+    def __init__(self, goal: float = 0.5, when: float = 0) -> None:
+        self.goal, self.when = goal, when
+
+    def target(self, epoch):
+        return self.goal if epoch >= self.when else 0.0
+
+    def starts_at(self):
+        return self.when
+
+    def ends_at(self):
+        return self.when
+
+    def with_target(self, sparsity):
+        return StepTo(goal=sparsity, when=self.when)
+
+    def ending_by(self, epoch):
+        return self if self.when <= epoch else StepTo(goal=self.goal, when=epoch)
+'''
+
+
+@pytest.fixture
+def user_schedule(tmp_path, monkeypatch):
+    (tmp_path / "my_schedules_h22.py").write_text(USER_SCHEDULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "my_schedules_h22.StepTo"
+    sys.modules.pop("my_schedules_h22", None)
+
+
+def _with_schedule(schedule: dict) -> str:
+    """The quickstart config with its schedule block replaced by ``schedule`` (one JSON line)."""
+    lines = (ROOT / "configs" / "quickstart.yaml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("schedule:"))
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    end = next(i for i in range(start + 1, len(lines)) if len(lines[i]) - len(lines[i].lstrip()) <= indent)
+    return "\n".join([*lines[:start], " " * indent + "schedule: " + json.dumps(schedule), *lines[end:]]) + "\n"
+
+
+def test_a_user_schedule_with_its_own_argument_names_takes_sparsity_and_the_study_end(user_schedule, tmp_path):
+    from callbacks import ScheduledPruning
+    from rnn_prune.cli import main
+    from rnn_prune.study.runner import plan_schedule
+
+    config = tmp_path / "user.yaml"
+    config.write_text(_with_schedule({"class_path": user_schedule, "init_args": {"goal": 0.3, "when": 12}}))
+
+    # --sparsity: the schedule sets its own target
+    cli = main(["--config", str(config), "--sparsity", "0.8", f"--trainer.default_root_dir={tmp_path}"], run=False)
+    (pruning,) = [cb for cb in cli.trainer.callbacks if isinstance(cb, ScheduledPruning)]
+    assert type(pruning.schedule).__name__ == "StepTo"
+    assert (pruning.schedule.goal, pruning.schedule.when) == (0.8, 12)
+
+    # the study: the schedule moves its own end before max_epochs
+    overlay, note = plan_schedule(yaml.safe_load(config.read_text()), ["--trainer.max_epochs", "6"])
+    entry = overlay["trainer"]["callbacks"][0]["init_args"]["schedule"]
+    assert entry == {"class_path": user_schedule, "init_args": {"goal": 0.3, "when": 5}}
+    assert "StepTo reaches its target at epoch 5, not 12" in note
+
+
+def test_a_schedule_without_the_knobs_says_so(tmp_path):
+    from rnn_prune.cli import ConfigError, main
+
+    class Bare(Schedule):
+        def target(self, epoch):
+            return 0.5
+
+    with pytest.raises(NotImplementedError, match="Bare does not say how to change its target sparsity"):
+        Bare().with_target(0.9)
+    assert Bare().ending_by(3) is not None and Bare().ends_at() is None  # no end: nothing to move
+    config = tmp_path / "iterative.yaml"
+    iterative = {"class_path": "rnn_prune.schedules.IterativeSchedule", "init_args": {"rate": 0.2}}
+    config.write_text(_with_schedule(iterative))
+    cli = main(["--config", str(config), "--sparsity", "0.6", f"--trainer.default_root_dir={tmp_path}"], run=False)
+    (pruning,) = [cb for cb in cli.trainer.callbacks if hasattr(cb, "schedule")]
+    assert pruning.schedule.final_sparsity == 0.6 and pruning.schedule.target(100) == 0.6
+    with pytest.raises(ConfigError, match=r"--sparsity=1.5 must lie in \[0, 1\)"):
+        main(["--config", str(config), "--sparsity", "1.5", f"--trainer.default_root_dir={tmp_path}"], run=False)

@@ -74,7 +74,11 @@ def test_grid_rejects_bad_values(args: tuple, match: str) -> None:
 
 
 def _config(end: float, max_epochs: int | None = 20, key: str = "end_epoch") -> dict[str, Any]:
-    schedule = {"class_path": "rnn_prune.schedules.CubicSchedule", "init_args": {"start_epoch": 1, key: end}}
+    if key == "epoch":
+        schedule = {"class_path": "rnn_prune.schedules.OneShotSchedule", "init_args": {"sparsity": 0.9, key: end}}
+    else:
+        schedule = {"class_path": "rnn_prune.schedules.CubicSchedule",
+                    "init_args": {"final_sparsity": 0.9, "start_epoch": 1, key: end}}  # fmt: skip
     callbacks = [{"class_path": "callbacks.ScheduledPruning", "init_args": {"schedule": schedule}},
                  {"class_path": "callbacks.ExpansionMetrics"}]  # fmt: skip
     return {"trainer": {"max_epochs": max_epochs, "callbacks": callbacks}}
@@ -91,7 +95,7 @@ def test_schedule_that_ends_in_time_is_left_alone() -> None:
 @pytest.mark.parametrize("overrides", [["--trainer.max_epochs", "6"], ["--trainer.max_epochs=6"]])
 def test_schedule_past_max_epochs_moves_to_leave_a_fine_tune_epoch(overrides: list[str]) -> None:
     overlay, note = plan_schedule(_config(end=10), overrides)
-    assert _end(overlay) == 5 and "from 10 to 5" in note and "max_epochs=6" in note
+    assert _end(overlay) == 5 and "at epoch 5, not 10" in note and "max_epochs=6" in note
     assert overlay["trainer"]["callbacks"][1] == {"class_path": "callbacks.ExpansionMetrics"}  # list kept whole
 
 
@@ -101,13 +105,14 @@ def test_one_shot_schedule_at_max_epochs_moves_too() -> None:
 
 
 def test_schedule_that_cannot_end_before_max_epochs_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"end_epoch=10 lies past max_epochs=2 .*start_epoch=1"):
+    with pytest.raises(ValueError, match=r"cannot end before max_epochs=2: CubicSchedule ramps from start_epoch=1 "
+                                         r"to end_epoch=10 and cannot end by epoch 1"):  # fmt: skip
         plan_schedule(_config(end=10), ["--trainer.max_epochs", "2"])
 
 
 def test_cell_commands_pass_flags_overlay_overrides_and_resume_checkpoint(tmp_path: Path) -> None:
     study = Study.prepare(QUICKSTART, tmp_path, ["--trainer.max_epochs", "4"])
-    assert study.overlay is not None and "end_epoch moved from 10 to 3" in study.schedule_note
+    assert study.overlay is not None and "at epoch 3, not 10" in study.schedule_note
     dense, pruned = build_grid(QUICKSTART, [0, 0.9], ["random"], ["ramanujan"], [7])
     fit = study.fit_command(pruned, None)
     assert fit[2:4] == ["rnn_prune", "fit"] and fit[fit.index("--config", 5) + 1] == str(study.overlay)
@@ -186,7 +191,7 @@ def test_a_subclass_of_scheduled_pruning_is_swept(tmp_path: Path, monkeypatch: p
     assert "my_study_pruning.Mine" in text
     config.write_text(text)
     study = Study.prepare(config, tmp_path / "out", ["--trainer.max_epochs", "4"])
-    assert "end_epoch moved from 10 to 3" in study.schedule_note
+    assert "at epoch 3, not 10" in study.schedule_note
 
 
 def test_config_without_scheduled_pruning_is_refused(tmp_path: Path) -> None:

@@ -45,6 +45,7 @@ from typing import Any
 
 import yaml
 
+from rnn_prune.config_entries import pruning_entries, rewrite_schedules
 from rnn_prune.study.grid import DENSE, Cell
 from rnn_prune.study.results import cell_result, refresh_result, write_json_atomic, write_text_atomic
 
@@ -79,55 +80,42 @@ def _override_value(overrides: Sequence[str], flag: str) -> str | None:
     return value
 
 
-def _is_pruning_entry(entry: Any) -> bool:
-    """A callback entry whose ``class_path`` names ScheduledPruning or a subclass (the CLI's own test)."""
-    from rnn_prune.cli import _is_scheduled_pruning  # imports Lightning: only when a config is read
-
-    return isinstance(entry, dict) and _is_scheduled_pruning(entry.get("class_path", ""))
-
-
 def plan_schedule(config: dict[str, Any], overrides: Sequence[str]) -> tuple[dict[str, Any] | None, str]:
     """The overlay that makes the schedule end before ``max_epochs``, and a sentence saying what was done.
 
-    Returns ``(None, "")`` when the config's schedule already ends in time (or has no end).
+    The schedule moves its own end (:meth:`~rnn_prune.schedules.Schedule.ending_by`); this knows
+    none of its argument names. Returns ``(None, "")`` when the config's schedule already ends in
+    time (or has no end).
 
     >>> cfg = {"trainer": {"max_epochs": 20, "callbacks": [{"class_path": "callbacks.ScheduledPruning",
-    ...        "init_args": {"schedule": {"class_path": "C", "init_args": {"start_epoch": 0, "end_epoch": 10}}}}]}}
+    ...        "init_args": {"schedule": {"class_path": "rnn_prune.schedules.CubicSchedule",
+    ...                                   "init_args": {"final_sparsity": 0.9, "end_epoch": 10}}}}]}}
     >>> plan_schedule(cfg, [])
     (None, '')
     >>> overlay, note = plan_schedule(cfg, ["--trainer.max_epochs", "6"])
     >>> overlay["trainer"]["callbacks"][0]["init_args"]["schedule"]["init_args"]["end_epoch"], note
-    (5, 'schedule end_epoch moved from 10 to 5 so that the last of max_epochs=6 epochs fine-tunes at the target')
+    (5, 'CubicSchedule reaches its target at epoch 5, not 10: the last of max_epochs=6 epochs fine-tunes at it')
 
     Raises:
-        ValueError: the schedule starts too late to end before ``max_epochs``.
+        ValueError: the schedule cannot end before ``max_epochs`` (it starts too late).
     """
     trainer = config.get("trainer") or {}
     given = _override_value(overrides, "--trainer.max_epochs")
     max_epochs = int(given) if given is not None else trainer.get("max_epochs") or LIGHTNING_DEFAULT_MAX_EPOCHS
     callbacks = copy.deepcopy(trainer.get("callbacks") or [])
-    notes = []
-    for entry in callbacks:
-        if not _is_pruning_entry(entry):
-            continue
-        schedule = (entry.get("init_args") or {}).get("schedule")
-        args = schedule.get("init_args") if isinstance(schedule, dict) else None
-        if not args:
-            continue
-        key = "end_epoch" if "end_epoch" in args else "epoch" if "epoch" in args else "start_epoch"
-        end = args.get(key)
-        if end is None or end < max_epochs:
-            continue
-        new_end = max_epochs - 1
-        start = args.get("start_epoch", 0) if key == "end_epoch" else None
-        if new_end < 0 or (start is not None and new_end <= start):
-            raise ValueError(
-                f"the schedule's {key}={end} lies past max_epochs={max_epochs} and cannot move before it "
-                f"(start_epoch={start}): raise --trainer.max_epochs or lower the schedule's start_epoch"
-            )
-        args[key] = new_end
-        notes.append(f"schedule {key} moved from {end:g} to {new_end} so that the last of "
-                     f"max_epochs={max_epochs} epochs fine-tunes at the target")  # fmt: skip
+    last = max_epochs - 1
+    try:
+        changed = rewrite_schedules(callbacks, lambda schedule: schedule.ending_by(last))
+    except (ValueError, NotImplementedError) as error:
+        raise ValueError(
+            f"the schedule cannot end before max_epochs={max_epochs}: {error}; raise --trainer.max_epochs"
+        ) from error
+    notes = [
+        f"{type(after).__name__} reaches its target at epoch {after.ends_at():g}, not {before.ends_at():g}: "
+        f"the last of max_epochs={max_epochs} epochs fine-tunes at it"
+        for before, after in changed
+        if after is not before
+    ]
     if not notes:
         return None, ""
     return {"trainer": {"callbacks": callbacks}}, "; ".join(notes)
@@ -233,7 +221,7 @@ class Study:
             raise ValueError(f"--config {config}: no such file")
         with config_path.open() as file:
             parsed = yaml.safe_load(file) or {}
-        if not any(_is_pruning_entry(e) for e in (parsed.get("trainer") or {}).get("callbacks") or []):
+        if not any(pruning_entries((parsed.get("trainer") or {}).get("callbacks"))):
             raise ValueError(f"--config {config}: has no callbacks.ScheduledPruning in trainer.callbacks to sweep")
         overlay_config, note = plan_schedule(parsed, overrides)
         out_path = Path(out)
