@@ -21,7 +21,7 @@ from scipy import stats as scipy_stats
 
 from rnn_prune import keys, wandb_offline
 from rnn_prune.report import RunData
-from rnn_prune.study import figures, results, stats, summary
+from rnn_prune.study import analysis, figures, results, stats
 from rnn_prune.study.command import main
 from rnn_prune.study.grid import Cell, build_grid
 from rnn_prune.study.results import DERIVED_VERSION, fit_summary, snr_columns, write_json_atomic
@@ -129,11 +129,33 @@ def test_cell_commands_pass_flags_overlay_overrides_and_resume_checkpoint(tmp_pa
     assert test[test.index("--trainer.logger") + 1].endswith("CSVLogger")
 
 
-def test_slots_give_one_gpu_each_or_a_share_of_the_cores() -> None:
-    assert slot_environments(3, gpus=["0", "1"], cores=8) == [{"CUDA_VISIBLE_DEVICES": g} for g in "010"]
-    assert slot_environments(4, gpus=[], cores=2) == [{"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}] * 4
-    with pytest.raises(ValueError, match="--parallel 0: must be at least 1"):
-        slot_environments(0, gpus=[], cores=2)
+def test_slots_fix_the_threads_and_place_cells_per_gpu() -> None:
+    one = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    assert slot_environments(4, gpus=[]) == [one] * 4  # one thread each by default, however many slots
+    assert slot_environments(1, gpus=[]) == [one]
+    assert slot_environments(2, gpus=[], threads=3)[0]["OMP_NUM_THREADS"] == "3"
+    assert slot_environments(2, gpus=["0", "1"]) == [{**one, "CUDA_VISIBLE_DEVICES": g} for g in "01"]
+    # two cells per GPU: slots spread over the devices first, then double up
+    placed = slot_environments(4, gpus=["0", "3"], cells_per_gpu=2)
+    assert [s["CUDA_VISIBLE_DEVICES"] for s in placed] == ["0", "3", "0", "3"]
+    assert slot_environments(3, gpus=["5"], cells_per_gpu=3) == [{**one, "CUDA_VISIBLE_DEVICES": "5"}] * 3
+    with pytest.raises(ValueError, match=r"--parallel 3: 2 GPU\(s\) × --cells-per-gpu 1 hold 2 cells at a time"):
+        slot_environments(3, gpus=["0", "1"])
+    for kwargs, flag in [({"parallel": 0}, "--parallel 0"), ({"threads": 0}, "--threads-per-cell 0"),
+                         ({"cells_per_gpu": 0}, "--cells-per-gpu 0")]:  # fmt: skip
+        with pytest.raises(ValueError, match=f"{flag}: must be at least 1"):
+            slot_environments(**{"parallel": 2, "gpus": ["0"], **kwargs})
+
+
+def test_the_last_cell_left_keeps_the_thread_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One cell left of a --parallel 2 study gets the same threads it would beside another (the old
+    runner gave it all the cores)."""
+    study = Study.prepare(QUICKSTART, tmp_path, [])
+    envs: list[dict[str, str]] = []
+    monkeypatch.setattr(Study, "run_cell", lambda self, cell, env, processes: envs.append(env) or {})
+    monkeypatch.setattr("rnn_prune.study.runner.visible_gpus", lambda: [])
+    assert study.run(build_grid(QUICKSTART, [0], ["magnitude"], ["none"], [0]), parallel=2) == []
+    assert len(envs) == 1 and envs[0]["OMP_NUM_THREADS"] == "1"
 
 
 def test_list_prints_cells_with_index_and_status(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -153,6 +175,8 @@ def test_list_prints_cells_with_index_and_status(tmp_path: Path, capsys: pytest.
         (["--sparsity", "1.5"], r"every sparsity must lie in \[0, 1\)"),
         (["stray"], "unrecognised argument 'stray'"),
         (["--parallel", "0"], "--parallel 0: must be at least 1"),
+        (["--threads-per-cell", "0"], "--threads-per-cell 0: must be at least 1"),
+        (["--cells-per-gpu", "0"], "--cells-per-gpu 0: must be at least 1"),
         (["--cell-index", "-1"], "--cell-index -1: must be at least 0"),
         (["--seeds", "-1"], "--seeds -1: seed_everything takes 0 to 4294967295"),
     ],
@@ -221,16 +245,10 @@ def test_partial_correlation_removes_what_sparsity_explains() -> None:
     raw, partial = stats.spearman(drop, share), stats.partial_spearman(drop, share, sparsity)
     assert raw.rho < -0.8 and raw.p < 1e-6
     assert abs(partial.rho) < 0.4 and partial.p > 0.05
-    assert "vanishes" in str(stats.verdict(raw, partial)) and stats.verdict(raw, partial).kind == "sparsity_only"
     # within each sparsity the share now really tracks the drop: the partial correlation sees it
     share_tracking = 1 - sparsity - 5 * (drop - sparsity)
     partial = stats.partial_spearman(drop, share_tracking, sparsity)
     assert partial.rho < -0.8 and partial.p < 1e-6
-    reading = stats.verdict(stats.spearman(drop, share_tracking), partial)
-    assert reading.kind == "supports" and str(reading).startswith("supports the claim")
-    assert stats.answer({"min Δr": reading, "share": stats.verdict(raw, None)}).startswith(
-        "The data partly supports the claim: at equal sparsity, min Δr predicted")
-    assert stats.answer({"min Δr": reading}).startswith("The data supports the claim: at equal sparsity, min Δr")
 
 
 def test_equal_sparsity_means_the_final_sparsity_a_guard_stopped_at() -> None:
@@ -246,23 +264,9 @@ def test_equal_sparsity_means_the_final_sparsity_a_guard_stopped_at() -> None:
                      "criterion": "magnitude", "guard": "none" if i % 2 else "ramanujan",
                      "test_acc": 0.9 - final / 4 + rng.normal(0, 0.002),
                      "ramanujan_share": 1.5 - final + rng.normal(0, 0.002), "min_delta_r": 1.0 - final})  # fmt: skip
-    text = "\n".join(summary._statistics(rows))
-    assert "share of Ramanujan graphs**" in text
-    share_line = next(line for line in text.splitlines() if line.startswith("- **Drop vs the share"))
-    partial = float(share_line.split("rank partial correlation) ρ = ")[1].split(" ")[0])
-    assert abs(partial) < 0.45, share_line
-
-
-def test_answer_is_mixed_when_one_measure_supports_and_the_other_contradicts() -> None:
-    supports, contradicts = stats.Reading("supports", ""), stats.Reading("contradicts", "")
-    text = stats.answer({"min Δr": supports, "the share": contradicts})
-    assert text.startswith("The data is mixed:") and "min Δr predicted" in text and "the share went with" in text
-
-
-def test_verdict_says_when_data_is_too_small() -> None:
-    small = stats.spearman([1, 2, 3], [3, 2, 1])
-    assert str(stats.verdict(small, None)).startswith("too little data to say (3 cells")
-    assert str(stats.verdict(None, None)).startswith("too little data to say (0 cells")
+    described = analysis.analyse(rows)["description"]["ramanujan_share"]
+    assert described["raw"]["rho"] < -0.5  # less sparse, more Ramanujan, smaller drop
+    assert abs(described["sparsity_fixed"]["rho"]) < 0.45, described
 
 
 def test_break_points_and_their_order() -> None:
@@ -309,8 +313,10 @@ def test_study_outputs_from_finished_cells(tmp_path: Path) -> None:
             "ramanujan_share", "min_delta_r", "mean_imdb", "first_loss_sparsity", "first_loss_epoch"} <= set(rows[0])
     assert rows[0]["mean_imdb"] == ""
     summary = (tmp_path / "summary.md").read_text()
-    assert "Spearman" in summary and "Drop vs the share of Ramanujan graphs" in summary and "Reading:" in summary
-    assert "**Answer: The data" in summary
+    result = json.loads((tmp_path / "analysis.json").read_text())
+    assert result["config"] == "configs/demo.yaml" and result["answer"] in analysis.READINGS
+    assert "\n".join(analysis.markdown({k: v for k, v in result.items() if k != "config"})) in summary
+    assert "Spearman" in summary and "Drop vs Ramanujan share" in summary
     assert "- magnitude, guard none: accuracy and expansion break at the same sparsity 0.9 (at)." in summary
     assert "- magnitude, guard ramanujan: accuracy breaks at sparsity 0.9 while every graph stays Ramanujan" in summary
     pngs = [p for p in written if p.suffix == ".png"]
@@ -367,6 +373,8 @@ def test_two_configs_in_one_folder_get_their_own_sections_and_figures(tmp_path: 
     summary = (tmp_path / "summary.md").read_text()
     assert "## `configs/a.yaml`" in summary and "## `configs/b.yaml`" in summary
     assert (tmp_path / "a_accuracy_vs_sparsity.png").is_file() and (tmp_path / "b_accuracy_vs_sparsity.png").is_file()
+    assert json.loads((tmp_path / "b_analysis.json").read_text())["config"] == "configs/b.yaml"
+    assert not (tmp_path / "analysis.json").exists()
 
 
 def _imdb_rows() -> list[dict[str, float]]:
@@ -621,17 +629,12 @@ def test_cell_expansion_is_over_the_pruned_graphs_not_the_dense_head() -> None:
     assert dense["ramanujan_defined"] == 1 and dense["ramanujan_share"] == 1.0  # no pruned graph: all graphs
 
 
-def test_reading_is_stratified_by_criterion() -> None:
+def test_partial_correlation_holds_the_criterion_fixed() -> None:
     # Pooled across criteria an association can appear that no criterion shows on its own.
-    weak = stats.Correlation(0.1, 0.6, 20)
-    raw = stats.Correlation(-0.5, 0.001, 40)
-    assert stats.verdict(raw, [weak, stats.Correlation(-0.2, 0.3, 20)]).kind == "sparsity_only"
-    assert stats.verdict(raw, [stats.Correlation(-0.6, 0.01, 20), weak]).kind == "supports"
-    mixed = stats.verdict(raw, [stats.Correlation(-0.6, 0.01, 20), stats.Correlation(0.6, 0.01, 20)])
-    assert mixed.kind == "mixed" and stats.answer({"min Δr": mixed}).startswith("The data is mixed")
     x, y = [1, 2, 3, 4, 5, 6, 7, 8], [5, 6, 7, 8, 1, 2, 3, 4]  # pooled: falling; within each group: rising
     assert stats.spearman(x, y).rho < 0
     assert stats.partial_spearman(x, y, [0] * 8, ["a"] * 4 + ["b"] * 4).rho > 0.99
+    assert stats.partial_spearman([1, 2], [2, 1], [0, 0]) is None
 
 
 def test_a_guarded_cell_whose_guard_never_fired_counts_once() -> None:

@@ -4,6 +4,8 @@
 - :mod:`~rnn_prune.study.runner`: each cell as ``python -m rnn_prune fit`` then ``test`` processes,
   resumable, several at a time;
 - :mod:`~rnn_prune.study.results`: a cell's ``result.json`` and ``study.csv``;
-- :mod:`~rnn_prune.study.stats`: Spearman, rank partial correlation, break points;
+- :mod:`~rnn_prune.study.analysis`: the pre-specified test, ``analysis.json``;
+- :mod:`~rnn_prune.study.provenance`: what each cell ran on, ``study.json``;
+- :mod:`~rnn_prune.study.stats`: Spearman, rank partial correlation, break points (description);
 - :mod:`~rnn_prune.study.figures` and :mod:`~rnn_prune.study.summary`: PNGs and ``summary.md``.
 """

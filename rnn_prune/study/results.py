@@ -44,16 +44,16 @@ SPARSITY_TOLERANCE = 0.01
 COLUMNS = [
     "config", "cell", "kind", "target_sparsity", "criterion", "guard", "seed",
     "final_sparsity", "reached_target", "final_epoch", "val_acc", "test_acc",
-    "ramanujan_share", "ramanujan_defined", "ramanujan_undefined", "min_delta_r", "mean_imdb",
+    "ramanujan_share", "ramanujan_defined", "ramanujan_undefined", "min_delta_r", "min_delta_r_rel", "mean_imdb",
     "first_loss_sparsity", "first_loss_epoch", "first_loss_graph", "schedule_note", "imdb_defined", "imdb_undefined",
 ]  # fmt: skip
 """``study.csv``'s columns in order; ``test/acc@<snr>dB`` columns follow ``test_acc`` when logged."""
 
-DERIVED_VERSION = 5
+DERIVED_VERSION = 6
 """Version of the fields :func:`fit_fields` derives from a fit's log (1: IMDB was the last finite
 value, from an earlier epoch where the final one had none; 2: the final epoch's; 3: with how many
 graphs had an IMDB there; 4: share, min Δr and IMDB over the pruned graphs only; 5: no min Δr
-of the head when no pruned graph has one). Raise it
+of the head when no pruned graph has one; 6: ``min_delta_r_rel``, min Δr / r). Raise it
 whenever :func:`fit_summary` changes, and every finished cell
 is re-derived once at the next rebuild."""
 
@@ -93,8 +93,22 @@ def _weight_graphs(run: RunData) -> list[str]:
     return [g for g in run.graphs if not g.endswith(keys.UNFOLDED_SUFFIX)]
 
 
+def _relative_delta_r(run: RunData, graph: str, index: int) -> float | None:
+    """``Δr / r`` of one graph at one epoch: its Ramanujan margin in units of its own bound ``r``
+    (None where either is not logged or ``r`` is 0, a perfect matching)."""
+    delta_r, bound = run.measure(graph, m.delta_r.name), run.measure(graph, m.ramanujan_bound_measure.name)
+    if delta_r is None or bound is None:
+        return None
+    d, r = _finite(delta_r[index]), _finite(bound[index])
+    return d / r if d is not None and r is not None and r > 0 else None
+
+
 def fit_summary(run: RunData) -> dict[str, Any]:
     """The final epoch's numbers of a fit: sparsity, val acc, Ramanujan share, min Δr, IMDB, first loss.
+
+    ``min_delta_r_rel`` is the smallest ``Δr / r`` of the pruned graphs, ``r = √(d̄L−1) + √(d̄R−1)``
+    their Ramanujan bound: ``1 − μ/r``, 0 for a graph exactly at the bound at any degree, so it
+    means the same at every sparsity, where raw Δr shrinks with the degrees (the bound does).
 
     The Ramanujan share, min Δr and IMDB are over the *pruned* graphs (those with a logged
     ``prune/<graph>/sparsity``; every weight graph in a dense run): the unpruned head stays a dense
@@ -124,6 +138,7 @@ def fit_summary(run: RunData) -> dict[str, Any]:
     share = run.final_ramanujan_share(graphs)
     finals = [v[final] for g in graphs if (v := run.measure(g, m.delta_r.name)) is not None and np.isfinite(v[final])]
     min_delta_r = float(min(finals)) if finals else None  # (the logged graph/min_delta_r covers the head too)
+    relative = [ratio for g in graphs if (ratio := _relative_delta_r(run, g, final)) is not None]
     imdb_logged = [v for g in graphs if (v := run.measure(g, m.imdb.name)) is not None]
     imdb = [value for v in imdb_logged if (value := _finite(v[final])) is not None]
     first = run.first_loss()
@@ -135,6 +150,7 @@ def fit_summary(run: RunData) -> dict[str, Any]:
         "ramanujan_defined": share.num_defined if share is not None else None,
         "ramanujan_undefined": share.num_undefined if share is not None else None,
         "min_delta_r": min_delta_r,
+        "min_delta_r_rel": float(min(relative)) if relative else None,
         "mean_imdb": float(np.mean(imdb)) if imdb else None,
         "imdb_defined": len(imdb) if imdb_logged else None,
         "imdb_undefined": len(imdb_logged) - len(imdb) if imdb_logged else None,

@@ -20,6 +20,11 @@ The schedule must reach its target inside the run: when the config's schedule en
 its end to ``max_epochs - 1`` -- pruning reaches the target at the start of the last epoch, which
 then fine-tunes at it -- through a second ``--config`` overlay, and says so in ``summary.md``.
 
+Every cell runs on a fixed number of torch threads (``--threads-per-cell``, default 1) and, where
+there are GPUs, on one GPU that takes at most ``--cells-per-gpu`` cells at a time
+(:func:`slot_environments`); its ``result.json`` records what it ran on
+(:func:`~rnn_prune.study.provenance.cell_provenance`) and how to rerun it.
+
 Every cell process gets its own W&B service: ``WANDB_SERVICE`` is dropped from its environment, so
 a study started from a process that runs one (a notebook, pytest) does not hand the cells that
 service, where a killed fit's run would still be registered and its resume refused as "in use".
@@ -47,6 +52,7 @@ import yaml
 
 from rnn_prune.config_entries import pruning_entries, rewrite_schedules
 from rnn_prune.study.grid import DENSE, Cell
+from rnn_prune.study.provenance import cell_provenance
 from rnn_prune.study.results import cell_result, refresh_result, write_json_atomic, write_text_atomic
 
 __all__ = ["CellError", "Study", "cell_environment", "cell_status", "checkpoint_loads", "slot_environments"]
@@ -61,6 +67,8 @@ BROKEN_FIT = "fit.broken"
 """A fit folder whose ``last.ckpt`` did not load is moved to ``<cell>/fit.broken<N>``."""
 DROPPED_ENV = ("WANDB_SERVICE",)
 """Variables a cell process must not inherit: a parent's W&B service is not the cell's."""
+SLOT_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
+"""What a slot sets in its cells' environment (:func:`slot_environments`)."""
 LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
 """``Trainer(max_epochs=None)`` trains this many epochs; a config without ``max_epochs`` gets it."""
 
@@ -121,22 +129,34 @@ def plan_schedule(config: dict[str, Any], overrides: Sequence[str]) -> tuple[dic
     return {"trainer": {"callbacks": callbacks}}, "; ".join(notes)
 
 
-def slot_environments(parallel: int, *, gpus: Sequence[str], cores: int) -> list[dict[str, str]]:
-    """Environment of each of ``parallel`` worker slots: one GPU each, else ``cores // parallel`` threads.
+def slot_environments(
+    parallel: int, *, gpus: Sequence[str], threads: int = 1, cells_per_gpu: int = 1
+) -> list[dict[str, str]]:
+    """Environment of each of ``parallel`` worker slots: ``threads`` torch threads each, and a GPU each
+    where there are GPUs, ``cells_per_gpu`` slots at most on one GPU.
 
-    With more slots than GPUs, slots share GPUs round-robin.
+    The thread count is a setting, never derived from how many cells run at once or remain: it
+    changes a cell's numbers, so the same cell must get the same count alone or beside others.
+    GPUs are dealt round-robin, so slots spread over the devices before any device takes a second.
 
-    >>> slot_environments(2, gpus=["0", "3"], cores=16)
-    [{'CUDA_VISIBLE_DEVICES': '0'}, {'CUDA_VISIBLE_DEVICES': '3'}]
-    >>> slot_environments(2, gpus=[], cores=5)[0]
-    {'OMP_NUM_THREADS': '2', 'MKL_NUM_THREADS': '2'}
+    >>> slot_environments(3, gpus=["0", "3"], cells_per_gpu=2)[2]
+    {'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'CUDA_VISIBLE_DEVICES': '0'}
+    >>> slot_environments(2, gpus=[], threads=4)[1]
+    {'OMP_NUM_THREADS': '4', 'MKL_NUM_THREADS': '4'}
+
+    Raises:
+        ValueError: a count below 1, or more slots than ``len(gpus) * cells_per_gpu``.
     """
-    if parallel < 1:
-        raise ValueError(f"--parallel {parallel}: must be at least 1")
+    for flag, value in (("--parallel", parallel), ("--threads-per-cell", threads), ("--cells-per-gpu", cells_per_gpu)):
+        if value < 1:
+            raise ValueError(f"{flag} {value}: must be at least 1")
+    if gpus and parallel > len(gpus) * cells_per_gpu:
+        raise ValueError(f"--parallel {parallel}: {len(gpus)} GPU(s) × --cells-per-gpu {cells_per_gpu} hold "
+                         f"{len(gpus) * cells_per_gpu} cells at a time; raise --cells-per-gpu or lower --parallel")
+    cpu = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     if gpus:
-        return [{"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} for i in range(parallel)]
-    threads = str(max(1, cores // parallel))
-    return [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads} for _ in range(parallel)]
+        return [{**cpu, "CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} for i in range(parallel)]
+    return [dict(cpu) for _ in range(parallel)]
 
 
 def cell_environment(base: Mapping[str, str], slot: Mapping[str, str]) -> dict[str, str]:
@@ -261,6 +281,12 @@ class Study:
                 "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(test_dir),
                 "--ckpt_path", str(ckpt)]  # fmt: skip
 
+    def rerun(self, cell: Cell, env: Mapping[str, str], ckpt: Path) -> dict[str, Any]:
+        """How to run this one cell again by hand: its fit from scratch, the test of its checkpoint
+        ``ckpt``, and the variables its slot set (torch threads, GPU) -- run them with those set."""
+        slot = {k: env[k] for k in SLOT_VARIABLES if k in env}
+        return {"env": slot, "fit": self.fit_command(cell, None), "test": self.test_command(cell, ckpt)}
+
     def run_cell(self, cell: Cell, env: dict[str, str], processes: _Processes) -> dict[str, Any]:
         """Fit (or resume) and test one cell, then write its ``result.json``; return the result."""
         cell_dir = self.cell_dir(cell)
@@ -285,17 +311,21 @@ class Study:
         log.info("%s: test of %s", cell.name, ckpt)
         processes.run(self.test_command(cell, ckpt), env, cell_dir / CELL_LOG, cell.name, "test")
         found = cell_result(cell, fit_dir, cell_dir / "test", fit_just_ran=fit_ran)
-        result = {**cell.to_dict(), **found, "checkpoint": str(ckpt), "schedule_note": self.schedule_note}
+        result = {**cell.to_dict(), **found, "checkpoint": str(ckpt), "schedule_note": self.schedule_note,
+                  "provenance": cell_provenance(env), "rerun": self.rerun(cell, env, ckpt)}  # fmt: skip
         write_json_atomic(cell_dir / RESULT, result)
         return result
 
-    def run(self, cells: Sequence[Cell], *, parallel: int = 1, slots: list[dict[str, str]] | None = None) -> list[str]:
-        """Run every unfinished cell, ``parallel`` at a time; return the error of each failed cell."""
+    def run(self, cells: Sequence[Cell], *, parallel: int = 1, slots: list[dict[str, str]] | None = None,
+            threads: int = 1, cells_per_gpu: int = 1) -> list[str]:  # fmt: skip
+        """Run every unfinished cell, ``parallel`` at a time (or one per given slot); return the error of
+        each failed cell. Fewer cells left than slots use fewer slots, each with the same threads."""
         todo = [c for c in cells if cell_status(self.cell_dir(c)) != "done"]
         if not todo:
             return []
         if slots is None:
-            slots = slot_environments(min(parallel, len(todo)), gpus=visible_gpus(), cores=os.cpu_count() or 1)
+            slots = slot_environments(parallel, gpus=visible_gpus(), threads=threads, cells_per_gpu=cells_per_gpu)
+        slots = slots[: len(todo)]
         free: Queue[dict[str, str]] = Queue()
         for slot in slots:
             free.put(slot)

@@ -1,12 +1,10 @@
-"""The statistics that answer the study's question, from ``study.csv``'s rows.
+"""Descriptive statistics of the study, from ``study.csv``'s rows: correlations, drops, break points.
 
 Accuracy and expansion both fall with sparsity, so a raw rank correlation between the accuracy
-drop and the Ramanujan share across cells mostly says that both follow sparsity. The test that can
-tell expansion apart from sparsity holds sparsity fixed: the rank partial correlation given the
-target sparsity, and Spearman within each sparsity across criteria, guards and seeds (which give
-different graphs at the same sparsity). The claim -- a network keeps its accuracy while its graphs
-stay expanders -- predicts a *negative* correlation: the more Ramanujan graphs (or the larger the
-min Δr), the smaller the drop.
+drop and the Ramanujan share across cells mostly says that both follow sparsity; the rank partial
+correlation given the final sparsity (and criterion) describes what is left. The claim -- a
+network keeps its accuracy while its graphs stay expanders -- predicts a *negative* correlation.
+These describe; the answer comes from the pre-specified test in :mod:`rnn_prune.study.analysis`.
 """
 
 from __future__ import annotations
@@ -22,9 +20,8 @@ from scipy import stats
 
 from rnn_prune.study.grid import DENSE
 
-__all__ = ["ACCURACY_BREAK", "ALPHA", "Correlation", "Line", "Reading", "accuracy_drops", "answer", "break_point",
-           "compare_breaks", "distinct_runs", "is_number", "lines", "partial_spearman", "spearman",
-           "verdict"]  # fmt: skip
+__all__ = ["ACCURACY_BREAK", "Correlation", "Line", "accuracy_drops", "break_point", "compare_breaks",
+           "distinct_runs", "is_number", "lines", "partial_spearman", "spearman"]  # fmt: skip
 
 ACCURACY_BREAK = 0.01
 """The accuracy break: the first sparsity whose mean test accuracy is more than 1 point below dense."""
@@ -33,11 +30,6 @@ NEGLIGIBLE_RESIDUAL = 0.02
 information of its own for a partial correlation."""
 SPARSITY_SHORTFALL = 0.01
 """A cell whose final sparsity lies this far below its target stopped short (a guard froze graphs)."""
-ALPHA = 0.05
-"""Significance level of the plain-words reading."""
-MIN_CELLS = 8
-"""Fewer cells with both numbers than this and the summary says the data is too small to say: with
-5 cells even ρ = 0.9 is not significant at 5 %, so "no association" would only mean "no power"."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +96,8 @@ def partial_spearman(
     codes = {label: i for i, label in enumerate(dict.fromkeys(labels))}
     x_, y_, z_, g_ = _pairs(x, y, z, [codes[label] for label in labels])
     n = len(x_)
+    if n < 3:
+        return None
     columns = [np.ones(n)]
     if np.ptp(z_) > 0:
         columns.append(stats.rankdata(z_))
@@ -231,86 +225,3 @@ def compare_breaks(accuracy: float | None, expansion: float | None) -> str:
         return f"accuracy and expansion break at the same sparsity {accuracy:g} (at)"
     order = "before" if accuracy < expansion else "after"
     return f"accuracy breaks at {accuracy:g}, expansion at {expansion:g} ({order})"
-
-
-@dataclass(frozen=True)
-class Reading:
-    """What one correlation says, as a kind (for the overall answer) and a sentence."""
-
-    kind: str
-    """``too_small``, ``supports``, ``contradicts``, ``mixed``, ``sparsity_only`` or ``none``."""
-    text: str
-
-    def __str__(self) -> str:
-        return self.text
-
-
-def verdict(raw: Correlation | None, partial: Correlation | Sequence[Correlation] | None) -> Reading:
-    """The plain reading of one measure's raw and controlled correlation with the drop.
-
-    ``partial`` is one correlation with sparsity (and criterion) held fixed, or one per stratum (per
-    pruning criterion, sparsity held fixed): then the reading needs a significant stratum, and every
-    significant stratum pointing the same way; strata pointing both ways read as ``mixed``.
-    """
-    if raw is None or raw.n < MIN_CELLS:
-        n = 0 if raw is None else raw.n
-        return Reading("too_small", f"too little data to say ({n} cells with both numbers and a spread in each; "
-                                    f"at least {MIN_CELLS} needed)")  # fmt: skip
-    strata = [] if partial is None else [partial] if isinstance(partial, Correlation) else list(partial)
-    shown = "; ".join(str(c) for c in strata)
-    significant = [c for c in strata if c.p < ALPHA]
-    if any(c.rho < 0 for c in significant) and any(c.rho > 0 for c in significant):
-        return Reading("mixed", f"mixed: held at equal sparsity, the strata disagree ({shown})")
-    if significant and significant[0].rho < 0:
-        return Reading("supports", "supports the claim: at equal sparsity and criterion, cells with more "
-                                   f"expansion lost less accuracy (partial {shown})")  # fmt: skip
-    if significant:
-        return Reading("contradicts", "contradicts the claim: at equal sparsity and criterion, more expansion "
-                                      f"went with a larger drop (partial {shown})")  # fmt: skip
-    if raw.p < ALPHA:
-        if not strata:
-            text = (f"the raw association ({raw}) cannot be told apart from sparsity: at a fixed sparsity "
-                    "the measure or the drop does not vary, or there are too few cells")  # fmt: skip
-        else:
-            text = (f"the raw association ({raw}) vanishes ({shown}) once the final sparsity and the criterion "
-                    "are held fixed: expansion tells no more about the accuracy drop than they do")  # fmt: skip
-        return Reading("sparsity_only", text)
-    return Reading("none", f"no detectable association between expansion and the accuracy drop ({raw})")
-
-
-def answer(readings: Mapping[str, Reading]) -> str:
-    """One plain sentence over the readings of every measure (measure label -> reading).
-
-    >>> answer({"min Δr": Reading("too_small", ""), "share": Reading("too_small", "")})
-    'Too little data to say whether accuracy follows expansion.'
-    >>> answer({"min Δr": Reading("supports", ""), "share": Reading("contradicts", "")})[:23]
-    'The data is mixed: at e'
-    >>> answer({"share": Reading("supports", ""), "min Δr": Reading("sparsity_only", "")})
-    'The data partly supports the claim: at equal sparsity, share predicted the accuracy drop, min Δr did not.'
-    """
-    by_kind: dict[str, list[str]] = defaultdict(list)
-    for label, reading in readings.items():
-        by_kind[reading.kind].append(label)
-    if by_kind["supports"] and by_kind["contradicts"]:
-        return (f"The data is mixed: at equal sparsity, {' and '.join(by_kind['supports'])} predicted the "
-                f"accuracy drop as the claim says, but more {' and '.join(by_kind['contradicts'])} went with "
-                "a larger drop.")  # fmt: skip
-    if by_kind["mixed"]:
-        return (f"The data is mixed: held at equal sparsity, {' and '.join(by_kind['mixed'])} tracked the "
-                "accuracy drop one way for one pruning criterion and the other way for another.")  # fmt: skip
-    silent = by_kind["sparsity_only"] + by_kind["none"]
-    if by_kind["supports"] and silent:
-        return (f"The data partly supports the claim: at equal sparsity, {' and '.join(by_kind['supports'])} "
-                f"predicted the accuracy drop, {' and '.join(silent)} did not.")  # fmt: skip
-    if by_kind["supports"]:
-        return (f"The data supports the claim: at equal sparsity, {' and '.join(by_kind['supports'])} "
-                "predicted the accuracy drop.")  # fmt: skip
-    if by_kind["contradicts"]:
-        return (f"The data contradicts the claim: at equal sparsity, more expansion "
-                f"({' and '.join(by_kind['contradicts'])}) went with a larger accuracy drop.")  # fmt: skip
-    if by_kind["sparsity_only"]:
-        return ("The data supports the null reading: expansion and accuracy both fall with sparsity, but "
-                "at equal sparsity expansion does not predict the accuracy drop.")  # fmt: skip
-    if by_kind["none"]:
-        return "The data shows no detectable link between expansion and the accuracy drop."
-    return "Too little data to say whether accuracy follows expansion."
