@@ -83,8 +83,9 @@ def gpu_name(device: str) -> str | None:
     if not torch.cuda.is_available():
         return None
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
-    ids = [g.strip() for g in listed.split(",")] if listed is not None else [str(i) for i in range(64)]
-    if device not in ids or ids.index(device) >= torch.cuda.device_count():
+    count = torch.cuda.device_count()
+    ids = [g.strip() for g in listed.split(",")] if listed is not None else [str(i) for i in range(count)]
+    if device not in ids or ids.index(device) >= count:
         return None
     return torch.cuda.get_device_name(ids.index(device))
 
