@@ -49,12 +49,11 @@ from lightning.pytorch.utilities import rank_zero_warn
 from rnn_prune.config_entries import names_subclass, pruning_entries, rewrite_schedules
 from rnn_prune.loggers import WANDB_RUN_ID_KEY, WandbRunId
 from rnn_prune.loggers import WandbLogger as RunLabelledWandbLogger
+from rnn_prune.model import ARCHITECTURE_KEYS
 from rnn_prune.module import SequenceClassifier
 
 CHECKPOINT_DIR = "checkpoints"
 """Folder under ``default_root_dir`` for checkpoints whose ``ModelCheckpoint`` names no ``dirpath``."""
-ARCHITECTURE_KEYS = ("cell", "hidden_size", "num_layers", "bidirectional", "readout")
-"""Model arguments that fix the shape of the network: a checkpoint decides them, overrides must agree."""
 WANDB_DIR_VARIABLES = {"WANDB_DATA_DIR": "data", "WANDB_CACHE_DIR": "cache", "WANDB_ARTIFACT_DIR": "artifacts"}
 """W&B's folders outside the run directory (staging, cache, downloads), moved under ``<save_dir>/wandb/``."""
 _wandb_dirs_set_here: dict[str, str] = {}  # the values this module put into os.environ (ours to replace)

@@ -40,12 +40,12 @@ class Criterion(ABC):
     """
 
     @abstractmethod
-    def scores(self, block: Graph, mask: Tensor, generator: torch.Generator) -> Tensor:
+    def scores(self, graph: Graph, mask: Tensor, generator: torch.Generator) -> Tensor:
         """Scores of shape ``mask.shape`` (the graph's (out, in) block); higher = keep.
 
         Args:
-            block: the graph being pruned: ``block.weight_block()`` is its (out, in) weight,
-                ``block.weight.parameter`` the whole parameter, ``block.rows`` its rows there.
+            graph: the graph being pruned: ``graph.weight_block()`` is its (out, in) weight,
+                ``graph.weight.parameter`` the whole parameter, ``graph.rows`` its rows there.
             mask: the graph's current 0/1 mask (pruned entries score ``-inf`` whatever you return).
             generator: a CPU generator seeded identically on every DDP rank for this step; draw
                 any randomness from it so every rank chooses the same mask.
@@ -81,8 +81,8 @@ class MagnitudeCriterion(Criterion):
     [[3.0, 3.0]]
     """
 
-    def scores(self, block: Graph, mask: Tensor, generator: torch.Generator) -> Tensor:
-        return block.weight_block().abs().float()
+    def scores(self, graph: Graph, mask: Tensor, generator: torch.Generator) -> Tensor:
+        return graph.weight_block().abs().float()
 
 
 class RandomCriterion(Criterion):
@@ -92,7 +92,7 @@ class RandomCriterion(Criterion):
     scores, whatever its device.
     """
 
-    def scores(self, block: Graph, mask: Tensor, generator: torch.Generator) -> Tensor:
+    def scores(self, graph: Graph, mask: Tensor, generator: torch.Generator) -> Tensor:
         return torch.rand(mask.shape, generator=generator).to(mask.device)
 
 
@@ -128,14 +128,14 @@ class GradientCriterion(Criterion):
                 # (a checkpoint restores the sums on the CPU; they follow the weight's device)
                 self._sums[weight.qualified_name] = term if total is None else total.to(term.device).add_(term)
 
-    def scores(self, block: Graph, mask: Tensor, generator: torch.Generator) -> Tensor:
-        total = self._sums.get(block.weight.qualified_name)
+    def scores(self, graph: Graph, mask: Tensor, generator: torch.Generator) -> Tensor:
+        total = self._sums.get(graph.weight.qualified_name)
         if total is None:
             raise RuntimeError(
-                f"GradientCriterion has seen no gradient of {block.weight.name} before this pruning step: "
+                f"GradientCriterion has seen no gradient of {graph.weight.name} before this pruning step: "
                 "start the schedule after some training (start_epoch >= 1), or use criterion=magnitude"
             )
-        return total[block.rows].to(mask.device)
+        return total[graph.rows].to(mask.device)
 
     def reset(self) -> None:
         self._sums.clear()

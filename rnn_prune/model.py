@@ -7,7 +7,8 @@ registry's readable graph names (``lstm.l0.ih.forget_gate``) match the state_dic
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+import inspect
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -16,6 +17,8 @@ CellType = Literal["rnn", "lstm", "gru"]
 ReadoutType = Literal["last", "mean", "max"]
 _CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 READOUTS: tuple[str, ...] = get_args(ReadoutType)
+ARCHITECTURE_KEYS = ("cell", "hidden_size", "num_layers", "bidirectional", "readout")
+"""The keyword arguments below that fix the network's shape: a checkpoint decides them, overrides must agree."""
 
 
 class RecurrentClassifier(nn.Module):
@@ -56,6 +59,8 @@ class RecurrentClassifier(nn.Module):
         readout: ReadoutType = "last",
     ) -> None:
         super().__init__()
+        given = locals()  # every keyword argument as given or defaulted: what a checkpoint records
+        self.arguments: dict[str, Any] = {name: given[name] for name in _keyword_arguments()}
         if cell not in _CELLS:
             raise ValueError(f"cell={cell!r} is not one of {sorted(_CELLS)}")
         if readout not in READOUTS:
@@ -99,3 +104,9 @@ class RecurrentClassifier(nn.Module):
             if self.recurrent.bidirectional:
                 features = torch.cat([features, output[:, 0, hidden:]], dim=1)
         return self.head(self.dropout(features))
+
+
+def _keyword_arguments() -> list[str]:
+    """The network's keyword arguments, read from :class:`RecurrentClassifier`'s signature (their one definition)."""
+    parameters = inspect.signature(RecurrentClassifier.__init__).parameters.values()
+    return [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]

@@ -1,14 +1,15 @@
 """LightningModule around :class:`~rnn_prune.model.RecurrentClassifier`: losses, metrics, optimizers.
 
 Metric names follow the package's namespaces (``train/loss``, ``val/acc``, ``test/acc``). A data
-module may evaluate ``test`` on several loaders (e.g. speech at several noise levels) by exposing
-``test_suffixes`` (one per test loader, e.g. ``["", "@20dB", "@0dB"]``); accuracy is then logged as
-``test/acc@20dB`` and so on.
+module may evaluate ``test`` on several loaders (e.g. speech at several noise levels) by
+implementing :class:`NamedTestLoaders` — ``test_suffixes``, one per test loader, e.g.
+``["", "@20dB", "@0dB"]``; accuracy is then logged as ``test/acc@20dB`` and so on.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import lightning as L
 import torch
@@ -19,7 +20,17 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from rnn_prune import keys
 from rnn_prune.masks import register_masks_from_state_dict
-from rnn_prune.model import CellType, ReadoutType, RecurrentClassifier
+from rnn_prune.model import RecurrentClassifier
+
+
+@runtime_checkable
+class NamedTestLoaders(Protocol):
+    """A data module whose test loaders have names: the suffix of each one's ``test/…`` keys."""
+
+    @property
+    def test_suffixes(self) -> Sequence[str]:
+        """One suffix per test loader, in loader order (``""`` for the plain one)."""
+        ...
 
 
 class SequenceClassifier(L.LightningModule):
@@ -28,40 +39,29 @@ class SequenceClassifier(L.LightningModule):
     Args:
         input_size: features per step (linked from ``data.input_size`` by the CLI).
         num_classes: classes (linked from ``data.num_classes`` by the CLI).
-        cell, hidden_size, num_layers, bidirectional, dropout, readout: see
-            :class:`RecurrentClassifier`.
         optimizer: optimizer factory; Adam unless the config names another ``class_path``.
         lr_scheduler: optional LR scheduler factory, stepped per epoch (monitoring ``val/loss``
             for ``ReduceLROnPlateau``).
+        **network: the network's keyword arguments (``cell``, ``hidden_size``, ``num_layers``,
+            ``bidirectional``, ``dropout``, ``readout``), defined once, by
+            :class:`~rnn_prune.model.RecurrentClassifier`; the CLI reads them from there
+            (``--model.cell``), and the hyperparameters record every one of them.
     """
 
     def __init__(
         self,
         input_size: int,
         num_classes: int,
-        cell: CellType = "lstm",
-        hidden_size: int = 64,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        readout: ReadoutType = "last",
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
+        **network: Any,
     ) -> None:
         super().__init__()
-        # The optimizer factories are recorded by the CLI's saved config; pickling them into every
+        self.net = RecurrentClassifier(input_size, num_classes, **network)
+        # Every network argument, the defaults included, so a checkpoint fixes the architecture. The
+        # optimizer factories are recorded by the CLI's saved config; pickling them into every
         # checkpoint would make checkpoints unloadable with torch.load(weights_only=True).
-        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
-        self.net = RecurrentClassifier(
-            input_size,
-            num_classes,
-            cell=cell,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            bidirectional=bidirectional,
-            dropout=dropout,
-            readout=readout,
-        )
+        self.save_hyperparameters({"input_size": input_size, "num_classes": num_classes, **self.net.arguments})
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -101,8 +101,8 @@ class SequenceClassifier(L.LightningModule):
             self.test_accs.append(MulticlassAccuracy(self.hparams.num_classes, average="micro").to(self.device))
 
     def _test_suffixes(self) -> list[str]:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        suffixes = getattr(datamodule, "test_suffixes", None)
+        datamodule = self.trainer.datamodule
+        suffixes = datamodule.test_suffixes if isinstance(datamodule, NamedTestLoaders) else None
         loaders = self.trainer.test_dataloaders
         count = len(loaders) if isinstance(loaders, list | tuple) else 1
         if not suffixes:

@@ -55,26 +55,26 @@ def keep_top(score: Tensor, keep: int) -> Tensor:
     return mask.view_as(score)
 
 
-def layerwise_masks(score_by_unit: Mapping[str, Tensor], target: float) -> dict[str, Tensor]:
+def layerwise_masks(score_by_graph: Mapping[str, Tensor], target: float) -> dict[str, Tensor]:
     """Each unit separately reaches ``target`` (or keeps its sparsity if already beyond it)."""
     return {
         name: keep_top(score, score.numel() - pruned_count(score.numel(), target))
-        for name, score in score_by_unit.items()
+        for name, score in score_by_graph.items()
     }
 
 
-def global_masks(score_by_unit: Mapping[str, Tensor], target: float) -> dict[str, Tensor]:
+def global_masks(score_by_graph: Mapping[str, Tensor], target: float) -> dict[str, Tensor]:
     """One threshold across all units: the units together reach ``target``."""
-    if not score_by_unit:
+    if not score_by_graph:
         return {}
-    names = list(score_by_unit)
-    flat = torch.cat([score_by_unit[n].flatten() for n in names])
+    names = list(score_by_graph)
+    flat = torch.cat([score_by_graph[n].flatten() for n in names])
     kept = keep_top(flat, flat.numel() - pruned_count(flat.numel(), target))
     out, start = {}, 0
     for name in names:
-        shape = score_by_unit[name].shape
-        out[name] = kept[start : start + score_by_unit[name].numel()].view(shape)
-        start += score_by_unit[name].numel()
+        shape = score_by_graph[name].shape
+        out[name] = kept[start : start + score_by_graph[name].numel()].view(shape)
+        start += score_by_graph[name].numel()
     return out
 
 

@@ -57,36 +57,45 @@ def _run_in_tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class _EpochCount(Callback):
-    def __init__(self) -> None:
-        self.started = 0
+    def __init__(self, item: pytest.Item | None) -> None:
+        self.item = item
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: object) -> None:
-        self.started += 1
+        if self.item is not None:
+            _EPOCHS[self.item.nodeid] = _EPOCHS.get(self.item.nodeid, 0) + 1
+
+
+_EPOCHS: dict[str, int] = {}
+"""Epochs trained per test, its fixtures included (a shared fixture counts for the first test that sets it up)."""
+_CURRENT: list[pytest.Item | None] = [None]
+_fit = Trainer.fit
+
+
+def _counted_fit(self: Trainer, *args, **kwargs):
+    self.callbacks.append(_EpochCount(_CURRENT[0]))
+    return _fit(self, *args, **kwargs)
+
+
+Trainer.fit = _counted_fit  # for the whole test process: module- and session-scoped fixtures count too
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _CURRENT[0] = item  # before its fixtures are set up, so the epochs they train are the test's
 
 
 @pytest.fixture(autouse=True)
-def _quick_tier_trains_at_most_one_epoch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+def _quick_tier_trains_at_most_one_epoch(request: pytest.FixtureRequest):
     """The README's tiers, checked: a test not marked ``slow`` trains at most one epoch in all.
 
-    Counts the epochs every ``Trainer.fit`` of the test starts (CLI fits included). Shared
-    module-scoped fixtures are set up before this patch and are not counted; keep them to one
-    epoch each too.
+    Counts the epochs every ``Trainer.fit`` starts (CLI fits included) while the test or any
+    fixture it sets up runs: a shared module-scoped fixture counts for the first test that needs
+    it, so a quick test may not lean on a fixture that trains more than its one epoch.
     """
-    if request.node.get_closest_marker("slow"):
-        yield
-        return
-    counters: list[_EpochCount] = []
-    fit = Trainer.fit
-
-    def counted_fit(self: Trainer, *args, **kwargs):
-        counters.append(_EpochCount())
-        self.callbacks.append(counters[-1])
-        return fit(self, *args, **kwargs)
-
-    monkeypatch.setattr(Trainer, "fit", counted_fit)
     yield
-    epochs = sum(c.started for c in counters)
-    assert epochs <= 1, f"{request.node.nodeid} trains {epochs} epochs: mark it @pytest.mark.slow or train one"
+    epochs = _EPOCHS.get(request.node.nodeid, 0)
+    if not request.node.get_closest_marker("slow"):
+        assert epochs <= 1, f"{request.node.nodeid} trains {epochs} epochs: mark it @pytest.mark.slow or train one"
 
 
 def fake_trainer(epoch: int = 0) -> SimpleNamespace:

@@ -131,7 +131,8 @@ def _copy(trained: Path, tmp_path: Path) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def resumed(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, LightningCLI]:
     """:func:`trained` continued by ``fit --ckpt_path`` for one more epoch, the first pruned one
-    (the cubic schedule's target is 0 at epoch 0): the root and the fit's CLI, shared, read only."""
+    (the cubic schedule's target is 0 at epoch 0): the root and the fit's CLI, shared, read only.
+    Two epochs with :func:`trained`: the tests that use it are slow (the epoch guard counts fixtures)."""
     root, last = _copy(trained, tmp_path_factory.mktemp("resumed"))
     cli = main(quickstart_args("fit", root, "--trainer.max_epochs", "2", "--ckpt_path", str(last)))
     assert all(wait_until_complete(run) for run in find_offline_runs(root))
@@ -165,6 +166,7 @@ def test_last_checkpoint_is_the_final_epoch_at_the_final_sparsity(tmp_path: Path
     assert tested.trainer.callback_metrics[keys.SPARSITY].item() == pytest.approx(0.99, abs=0.005)
 
 
+@pytest.mark.slow  # resumed: a second epoch
 def test_quickstart_fit_validate_test_from_checkpoint(resumed: tuple[Path, LightningCLI], tmp_path: Path) -> None:
     root, cli = resumed
     assert cli.trainer.current_epoch == 2
@@ -198,6 +200,7 @@ def test_evaluation_saves_its_own_config_and_labels_its_wandb_run(trained: Path,
     assert read_config(runs["test"])["checkpoint_run_id"] == read_run(runs["fit"]).run_id
 
 
+@pytest.mark.slow  # resumed: a second epoch
 def test_fit_from_a_checkpoint_continues_its_wandb_run(trained: Path, resumed: tuple[Path, LightningCLI]) -> None:
     (first,) = find_offline_runs(trained)
     run_id = read_run(first).run_id

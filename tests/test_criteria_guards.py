@@ -164,8 +164,8 @@ class KeepSmallest(Criterion):
     def __init__(self, offset: float = 0.0):
         self.offset = offset
 
-    def scores(self, block, mask, generator):
-        return -block.weight_block().abs() + self.offset
+    def scores(self, graph, mask, generator):
+        return -graph.weight_block().abs() + self.offset
 
 
 class FreezeForgetGates(Guard):

@@ -18,7 +18,7 @@ from rnn_prune.expansion.verdict import ramanujan_verdict
 from rnn_prune.guards import RamanujanGuard
 from rnn_prune.masks import get_mask
 from rnn_prune.module import SequenceClassifier
-from rnn_prune.pruning import pruned_count
+from rnn_prune.pruning import mask_checksum, pruned_count
 from rnn_prune.registry import prunable_weights
 from rnn_prune.schedules import LinearSchedule, OneShotSchedule
 from tests.conftest import fake_trainer
@@ -202,14 +202,33 @@ def test_resume_from_mid_run_checkpoint_gives_identical_masks(tmp_path: Path, cr
         torch.testing.assert_close(a.parameter, b.parameter)
 
 
-def test_mismatched_masks_across_ranks_fail_loudly() -> None:
+def _second_rank(pruning: ScheduledPruning, *, moved: bool) -> SimpleNamespace:
+    """A strategy whose ``all_gather`` adds a second rank's checksum, of this rank's masks after the
+    step with (``moved``) one kept entry moved elsewhere: as many ones, at another position."""
+
+    def all_gather(checksum: torch.Tensor) -> torch.Tensor:
+        masks = [get_mask(w).clone() for w in pruning.weights]
+        if moved:
+            flat = masks[0].view(-1)
+            kept, pruned = int(flat.nonzero()[0]), int((flat == 0).nonzero()[0])
+            flat[kept], flat[pruned] = 0, 1
+        return torch.stack([checksum, mask_checksum(masks).to(checksum)])
+
+    return SimpleNamespace(root_device=torch.device("cpu"), all_gather=all_gather)
+
+
+@pytest.mark.parametrize("moved", [True, False])
+def test_masks_that_differ_across_ranks_fail_loudly(moved: bool) -> None:
     module = _module("gru")
     pruning = ScheduledPruning(0.5)
     pruning.setup(None, module, "fit")
-    strategy = SimpleNamespace(root_device=torch.device("cpu"), all_gather=lambda t: torch.stack([t, t + 1]))
-    trainer = SimpleNamespace(current_epoch=0, world_size=2, strategy=strategy)
-    with pytest.raises(RuntimeError, match="ranks hold different masks"):
-        pruning.prune(trainer, module, 0.0)
+    trainer = SimpleNamespace(current_epoch=0, world_size=2, strategy=_second_rank(pruning, moved=moved))
+    if moved:
+        with pytest.raises(RuntimeError, match="ranks hold different masks"):
+            pruning.prune(trainer, module, 0.0)
+    else:
+        pruning.prune(trainer, module, 0.0)  # the same masks on both ranks: no error
+        assert get_mask(pruning.weights[0]).float().mean().item() == pytest.approx(0.5, abs=0.01)
 
 
 @pytest.mark.parametrize(
