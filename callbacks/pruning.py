@@ -40,7 +40,7 @@ class ScheduledPruning(Callback):
     """Prune recurrent (and optionally Linear) weights towards a scheduled cumulative sparsity.
 
     Pruning happens at the start of each training epoch (or every ``every_n_steps`` optimizer
-    steps). The unit that reaches the target is a *graph* of the registry: each gate block of an
+    steps). What reaches the target is each *graph* of the registry: each gate block of an
     LSTM/GRU weight, or a whole weight that has no gates. Masks live as ``<param>_mask`` buffers
     on the model; after every optimizer step pruned weights are zeroed again and their gradients
     are zeroed before the step, so they never come back. In ``validate`` / ``test`` runs it logs
@@ -133,7 +133,7 @@ class ScheduledPruning(Callback):
 
         self._resumed_seed: int | None = None
         self._weights: list[PrunableWeight] = []
-        self._units: list[Graph] = []
+        self._graphs: list[Graph] = []
         # Resumable state (see state_dict).
         self._target = 0.0
         self._steps_taken = 0
@@ -152,7 +152,7 @@ class ScheduledPruning(Callback):
     @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._weights = self.filter_parameters_to_prune(prunable_weights(pl_module))
-        self._units = [g for w in self._weights for g in w.graphs(per_gate=True, stacked=False)]
+        self._graphs = [g for w in self._weights for g in w.graphs(per_gate=True, stacked=False)]
 
     @override
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -254,8 +254,8 @@ class ScheduledPruning(Callback):
 
     @property
     def graphs(self) -> list[Graph]:
-        """The units that each reach the target: every gate block, or a whole weight without gates."""
-        return list(self._units)
+        """The graphs that each reach the target: every gate block, or a whole weight without gates."""
+        return list(self._graphs)
 
     @property
     def stopped(self) -> dict[str, int]:
@@ -313,7 +313,7 @@ class ScheduledPruning(Callback):
         if self.guard is None:
             return proposed
         accepted = {}
-        for graph in self._units:
+        for graph in self._graphs:
             if graph.name not in proposed:
                 continue
             decision = self.guard.accept(graph, proposed[graph.name])
@@ -356,7 +356,7 @@ class ScheduledPruning(Callback):
         target = self.schedule.target(time)
         if target <= self._target:
             return
-        active = [g for g in self._units if g.name not in self._stopped]
+        active = [g for g in self._graphs if g.name not in self._stopped]
         generator = torch.Generator().manual_seed(self.generator_seed * 1_000_003 + self._steps_taken)
         proposed = self.compute_masks(self.compute_scores(active, generator), target)
         self.criterion.reset()
