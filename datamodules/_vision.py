@@ -18,10 +18,16 @@ from typing import ClassVar
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
 from torchvision.datasets import VisionDataset
 
-from datamodules._common import SplitsDataModule, check_choice, check_val_fraction, require_files, seeded_split
+from datamodules._common import (
+    GatherDataset,
+    SplitsDataModule,
+    check_choice,
+    check_val_fraction,
+    require_files,
+    seeded_split,
+)
 
 
 def check_labels(labels: Tensor, num_classes: int, *, source: str) -> None:
@@ -40,12 +46,13 @@ def check_labels(labels: Tensor, num_classes: int, *, source: str) -> None:
         )
 
 
-class ImageSequences(Dataset):
+class ImageSequences(GatherDataset):
     """uint8 images ``(N, H, W, C)`` served as normalised float32 sequences of shape ``shape``.
 
-    An image is read in HWC order, row by row and within a row pixel by pixel (so a row of an
-    RGB image is ``r0, g0, b0, r1, g1, b1, ...``); each channel ``c`` becomes
-    ``(value / 255 - mean[c]) / std[c]``.
+    A batch is one gather of the uint8 images, normalised as a whole (the split stays uint8 in
+    memory: a quarter of its float32 size). An image is read in HWC order, row by row and within a
+    row pixel by pixel (so a row of an RGB image is ``r0, g0, b0, r1, g1, b1, ...``); each channel
+    ``c`` becomes ``(value / 255 - mean[c]) / std[c]``.
 
     Args:
         images: uint8 tensor ``(N, H, W, C)``.
@@ -54,8 +61,9 @@ class ImageSequences(Dataset):
         shape: ``(T, F)`` with ``T * F == H * W * C``.
         permutation: optional index tensor of length ``H * W * C`` applied to the flattened image
             before it is cut into steps (for the permuted benchmarks).
-        hflip: flip each image left-right with probability 1/2 (training augmentation; drawn from
-            torch's RNG, which Lightning seeds and DataLoader seeds per worker).
+        hflip: flip each image left-right with probability 1/2 (training augmentation; one draw per
+            image of the batch from torch's RNG, which Lightning seeds and DataLoader seeds per
+            worker).
     """
 
     def __init__(
@@ -81,14 +89,15 @@ class ImageSequences(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        image = self.images[index]
-        if self.hflip and torch.rand(()) < 0.5:
-            image = image.flip(1)
-        x = (image.float() * self.scale - self.shift).reshape(-1)
+    def gather(self, index: Tensor) -> tuple[Tensor, Tensor]:
+        images = self.images[index]  # (n, H, W, C) uint8
+        if self.hflip:
+            flip = (torch.rand(len(index)) < 0.5).view(-1, 1, 1, 1)
+            images = torch.where(flip, images.flip(2), images)
+        x = (images.float() * self.scale - self.shift).reshape(len(index), -1)
         if self.permutation is not None:
-            x = x[self.permutation]
-        return x.reshape(self.shape), self.labels[index]
+            x = x[:, self.permutation]
+        return x.reshape(len(index), *self.shape), self.labels[index]
 
 
 class TorchvisionSequenceDataModule(SplitsDataModule, ABC):

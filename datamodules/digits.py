@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import torch
 from sklearn.datasets import load_digits
-from torch.utils.data import TensorDataset
 
-from datamodules._common import SplitsDataModule, check_fraction, seeded_partition
+from datamodules._common import SplitsDataModule, TensorBatches, check_fraction, seeded_partition
 
 
 class DigitsDataModule(SplitsDataModule):
@@ -27,7 +26,7 @@ class DigitsDataModule(SplitsDataModule):
         data_dir: unused (the data ships with scikit-learn); accepted so every data module is
             configured alike.
         batch_size: samples per batch.
-        num_workers: DataLoader workers (0 is fastest for this in-memory set).
+        num_workers: DataLoader workers (0 is fastest: a batch is one gather of in-memory tensors).
         val_fraction: share of the images held out for validation.
         test_fraction: share held out for testing.
         seed: seed of the split.
@@ -67,6 +66,6 @@ class DigitsDataModule(SplitsDataModule):
         std[std == 0] = 1.0
         for split, index in parts.items():
             x = ((images[index] - mean) / std).reshape(-1, self.seq_len, self.input_size)
-            self.splits[split] = TensorDataset(
+            self.splits[split] = TensorBatches(
                 torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(labels[index], dtype=torch.long)
             )

@@ -170,7 +170,7 @@ def test_training_noise_is_fresh_and_within_the_snr_range(speech: tuple[Path, di
     dm.setup("fit")
     torch.manual_seed(0)
     waves = torch.from_numpy(np.array(dm.splits["train"].x)).float() / 32768
-    mixed = dm._collate.mix(waves)
+    mixed = dm.collate["train"].mix(waves)
     snrs = _measured_snr(waves, mixed)
     assert ((snrs > 5 - 1e-3) & (snrs < 15 + 1e-3)).all() and snrs.std() > 0.5
     x1, y1 = next(iter(dm.train_dataloader()))

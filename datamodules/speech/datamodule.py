@@ -32,7 +32,9 @@ the seed and the noise files) and memory-mapped afterwards. ``prepare_data`` (on
 node under DDP) fills the whole cache; ``setup`` then only maps it (and fills what is missing when
 the module is used by hand without ``prepare_data``). Noisy *training* features cannot be cached
 (fresh noise every epoch): the training loader then serves cached waveforms, and its
-``collate_fn`` mixes noise and computes features batch by batch (in the DataLoader workers). A full
+``collate_fn`` mixes noise and computes features batch by batch (in the DataLoader workers, the one
+place where workers pay off). Every split is served as batched gathers from its memory map
+(:class:`~datamodules._common.GatherDataset`). A full
 v0.02 cache takes about 3.4 GB of waveforms plus 1.7 GB of features per feature setting. Files
 are matched by name, not content: delete the cache folder after changing wav files in place.
 """
@@ -44,15 +46,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
 from torchaudio.datasets import SPEECHCOMMANDS
 
-from datamodules._common import check_choice, check_loader_args, make_loader, require_files
+from datamodules._common import GatherDataset, SplitsDataModule, check_choice, require_files
 from datamodules.speech.audio import CLIP_SAMPLES, NOISE_FOLDER, URL, check_listed_clips, read_clip, read_noise
 from datamodules.speech.cache import cache_path, cached_array, remove_stale_temporaries
 from datamodules.speech.features import (
@@ -81,8 +81,8 @@ _CACHE_VERSION = 1
 _CHUNK = 256  # clips per feature-extraction batch when filling the cache
 
 
-class _Arrays(Dataset):
-    """Rows of a (memory-mapped) array with int64 labels, optionally standardised."""
+class _Arrays(GatherDataset):
+    """Rows of a (memory-mapped) array with int64 labels, optionally standardised, gathered per batch."""
 
     def __init__(
         self, x: np.ndarray, labels: np.ndarray, mean: Tensor | None = None, std: Tensor | None = None
@@ -92,18 +92,19 @@ class _Arrays(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        x = torch.from_numpy(np.array(self.x[index]))
+    def gather(self, index: Tensor) -> tuple[Tensor, Tensor]:
+        x = torch.from_numpy(self.x[index.numpy()])  # numpy fancy indexing copies the rows out of the map
         if self.mean is not None:
             x = (x - self.mean) / self.std
         return x, self.labels[index]
 
 
-class SpeechCommandsDataModule(L.LightningDataModule):
+class SpeechCommandsDataModule(SplitsDataModule):
     """Speech Commands v0.02 as ``(batch, 101, n_features)`` float32 frames with int64 labels.
 
     Splits, labels, features, normalisation, noise and the on-disk cache are described in the
-    module docstring. ``test`` runs one loader per entry of ``test_suffixes``: ``""`` (clean), then
+    module docstring; the loaders are :class:`~datamodules._common.SplitsDataModule`'s, with one
+    test split per SNR. ``test`` runs one loader per entry of ``test_suffixes``: ``""`` (clean), then
     ``"@<snr>dB"`` for each of ``test_snrs``, so the model logs ``test/acc``, ``test/acc@20dB``, …
     ``test_snrs_db`` gives the SNR of each of those loaders (``None`` for the clean one), for
     plots of accuracy against SNR.
@@ -113,7 +114,8 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             feature cache goes to ``SpeechCommands/cache/`` beside it.
         labels: ``"all"`` (35 words) or ``"kws12"`` (10 words + unknown + silence).
         batch_size: samples per batch.
-        num_workers: DataLoader workers (they also compute the noisy training features).
+        num_workers: DataLoader workers. Clean splits are gathers from memory maps (0 is fastest);
+            with ``train_snr_db`` the workers compute the noisy training features.
         download: let ``prepare_data`` download and unpack the 2.3 GB archive when the folder is
             missing (as torchaudio does).
         features: ``"mfcc"`` or ``"logmel"``.
@@ -145,8 +147,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         test_snrs: list[float] | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__()
-        check_loader_args(batch_size, num_workers)
+        super().__init__(data_dir=data_dir, batch_size=batch_size, num_workers=num_workers, seed=seed)
         check_choice("labels", labels, LABEL_SETS)
         check_choice("features", features, FEATURES)
         check_n_features(n_features)
@@ -163,12 +164,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             raise ValueError(f"test_snrs={test_snrs!r} must be finite dB values")
         if len({snr_suffix(snr) for snr in test_snrs}) != len(test_snrs):  # one metric suffix each
             raise ValueError(f"test_snrs={test_snrs!r} repeats an SNR")
-        if seed < 0:
-            raise ValueError(f"seed={seed!r} must be >= 0")
         self.save_hyperparameters()
-        self.data_dir = data_dir
-        self.batch_size = batch_size
-        self.num_workers = num_workers
         self.download = download
         self.labels = labels
         self.features = features
@@ -176,15 +172,11 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         self.silence_fraction = silence_fraction
         self.train_snr_db = train_snr_db
         self.test_snrs = test_snrs
-        self.seed = seed
         self.extractor = SpeechFeatures(features, n_features)
-        self.splits: dict[str, Dataset] = {}
         self._clip_lists: dict[str, tuple[list[str], np.ndarray]] = {}
-        self.test_sets: list[Dataset] = []
         self.mean: Tensor | None = None
         self.std: Tensor | None = None
         self._noise: dict[str, np.ndarray] = {}
-        self._collate: Callable | None = None
 
     # ---- what the model, the CLI and the study read --------------------------------------------
     @property
@@ -213,6 +205,16 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         with ``rnn_prune.keys.test_acc``) to the SNR it was measured at.
         """
         return [None, *self.test_snrs]
+
+    @property
+    def test_splits(self) -> list[str]:
+        """The test splits, one per entry of ``test_suffixes``: ``"test"``, ``"test@20dB"``, …"""
+        return [f"test{suffix}" for suffix in self.test_suffixes]
+
+    @property
+    def test_sets(self) -> list[_Arrays]:
+        """The test splits set up so far, in the order of ``test_splits``."""
+        return [self.splits[name] for name in self.test_splits if name in self.splits]
 
     @property
     def root(self) -> Path:
@@ -259,7 +261,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             else:
                 self.splits["train"] = _Arrays(waves, labels)
                 noise = [torch.from_numpy(n / np.float32(32768)) for n in self._noise.values()]
-                self._collate = NoisyFeatureBatches(
+                self.collate["train"] = NoisyFeatureBatches(
                     noise, self.train_snr_db, self.extractor, self.mean, self.std
                 )
         if stage in (None, "fit", "validate") and "val" not in self.splits:
@@ -270,31 +272,9 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         if stage in (None, "test", "predict") and not self.test_sets:
             sources, labels = self._clips("test")
             waves, key = self._waveforms("test", sources)
-            for snr in self.test_snrs_db:
+            for name, snr in zip(self.test_splits, self.test_snrs_db, strict=True):
                 features, _ = self._features("test", sources, waves, key, snr=snr)
-                self.test_sets.append(_Arrays(features, labels, self.mean, self.std))
-
-    def train_dataloader(self) -> DataLoader:
-        return make_loader(
-            self.splits["train"],
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            shuffle_seed=self.seed,
-            collate_fn=self._collate,
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.splits["val"])
-
-    def test_dataloader(self) -> DataLoader | list[DataLoader]:
-        loaders = [self._loader(dataset) for dataset in self.test_sets]
-        return loaders if len(loaders) > 1 else loaders[0]
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_sets[0])
-
-    def _loader(self, dataset: Dataset) -> DataLoader:
-        return make_loader(dataset, batch_size=self.batch_size, num_workers=self.num_workers)
+                self.splits[name] = _Arrays(features, labels, self.mean, self.std)
 
     # ---- clips, labels, noise ------------------------------------------------------------------
     def _require_tree(self) -> None:

@@ -64,7 +64,8 @@ def fixed_noise_cuts(noise: Mapping[str, np.ndarray], sources: Sequence[str], se
 
 
 class NoisyFeatureBatches:
-    """``collate_fn`` of the noisy training loader: int16 clips → mixed → standardised features.
+    """``collate_fn`` of the noisy training loader: a gathered batch of int16 clips → mixed →
+    standardised features.
 
     The noise cut, its recording and the SNR are drawn from torch's RNG (seeded by Lightning, and
     per worker by the DataLoader), so every epoch sees fresh noise.
@@ -89,9 +90,10 @@ class NoisyFeatureBatches:
         snr = torch.empty(len(waves)).uniform_(*self.snr_db)
         return mix_at_snr(waves, torch.stack(cuts), snr)
 
-    def __call__(self, batch: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
-        waves = torch.stack([w for w, _ in batch]).float() / 32768.0
-        labels = torch.stack([y for _, y in batch])
+    def __call__(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """``batch``: the gathered int16 clips ``(B, 16000)`` and their labels ``(B,)``."""
+        waves, labels = batch
+        waves = waves.float() / 32768.0
         with torch.no_grad():
             x = self.features(self.mix(waves))
         return (x - self.mean) / self.std, labels
