@@ -94,7 +94,7 @@ class ImageSequences(GatherDataset):
         if self.hflip:
             flip = (torch.rand(len(index)) < 0.5).view(-1, 1, 1, 1)
             images = torch.where(flip, images.flip(2), images)
-        x = (images.float() * self.scale - self.shift).reshape(len(index), -1)
+        x = images.float().mul_(self.scale).sub_(self.shift).reshape(len(index), -1)  # in place: one buffer
         if self.permutation is not None:
             x = x[:, self.permutation]
         return x.reshape(len(index), *self.shape), self.labels[index]

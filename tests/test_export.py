@@ -81,7 +81,9 @@ def test_a_90_percent_pruned_export_is_under_a_quarter_of_the_dense_one(tmp_path
     assert dense.matrices == {}  # nothing was pruned: every tensor stored dense
 
 
-@pytest.mark.parametrize(("sparsity", "expected"), [(0.0, "dense"), (0.01, "dense"), (0.5, "bitmask"), (0.9, "bitmask"), (0.99, "csr")])
+@pytest.mark.parametrize(
+    ("sparsity", "expected"), [(0.0, "dense"), (0.01, "dense"), (0.5, "bitmask"), (0.9, "bitmask"), (0.99, "csr")]
+)
 def test_the_smallest_encoding_depends_on_the_sparsity(sparsity: float, expected: str) -> None:
     generator = torch.Generator().manual_seed(0)
     matrix = torch.randn(256, 64, generator=generator) * (torch.rand(256, 64, generator=generator) >= sparsity)

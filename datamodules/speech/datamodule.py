@@ -94,8 +94,8 @@ class _Arrays(GatherDataset):
 
     def gather(self, index: Tensor) -> tuple[Tensor, Tensor]:
         x = torch.from_numpy(self.x[index.numpy()])  # numpy fancy indexing copies the rows out of the map
-        if self.mean is not None:
-            x = (x - self.mean) / self.std
+        if self.mean is not None and self.std is not None:
+            x.sub_(self.mean).div_(self.std)  # in place on the gathered copy
         return x, self.labels[index]
 
 
