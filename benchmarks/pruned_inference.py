@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -47,7 +48,7 @@ def hand_step(w_ih: Tensor, w_hh: Tensor, bias: Tensor, matmul: Callable[[Tensor
         hidden = w_hh.shape[1]
         h = torch.zeros(hidden, batch)
         c = torch.zeros(hidden, batch)
-        inputs = x.transpose(0, 2).transpose(1, 2)  # (F, T, B) → per step (F, B)
+        inputs = x.permute(2, 1, 0)  # (F, T, B) → per step (F, B)
         for t in range(x.shape[1]):
             gates = matmul(w_ih, inputs[:, t].contiguous()) + matmul(w_hh, h) + bias
             i, f, g, o = gates.chunk(4, dim=0)
@@ -66,6 +67,7 @@ def main() -> None:
     parser.add_argument("--sparsity", type=float, default=0.9)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
     generator = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     dense = nn.LSTM(28, 128, batch_first=True)

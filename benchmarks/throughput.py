@@ -3,7 +3,7 @@
     python benchmarks/throughput.py [--rounds 5] [--batches 100] [--warmup 10] [--num-workers N]
 
 Both sides train the same LSTM (128 units on 28 x 28 Fashion-MNIST rows, Adam 1e-3, batch 128) on
-the same images, on one torch thread:
+the same images, on the CPU with one torch thread:
 
 * **fit**: ``configs/sfmnist_lstm.yaml`` built by the package's own CLI with the study's
   settings (progress bar off; the config's W&B logger offline, pruning and expansion callbacks,
@@ -146,6 +146,7 @@ def one_round(data_dir: Path, root: Path, plain: PlainLoop, args: argparse.Names
         "--config", str(CONFIG), "--seed_everything", "0",
         "--data.init_args.data_dir", str(data_dir),
         "--trainer.default_root_dir", str(root),
+        "--trainer.accelerator", "cpu",  # the plain loop runs on the CPU too (no GPU timing here)
         "--trainer.max_epochs", "1", "--trainer.limit_train_batches", str(args.batches),
         "--trainer.limit_val_batches", "1", "--trainer.num_sanity_val_steps", "0",
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
