@@ -44,7 +44,7 @@ import torch
 from torch import Tensor
 
 from rnn_prune.masks import register_masks_from_state_dict
-from rnn_prune.model import RecurrentClassifier
+from rnn_prune.model import ARCHITECTURE_KEYS, RecurrentClassifier
 from rnn_prune.registry import MASK_SUFFIX, prunable_weights
 
 FORMAT = "rnn_prune.export/1"
@@ -138,18 +138,8 @@ def decode(key: str, tensors: Mapping[str, Tensor], encoding: str, shape: Sequen
 
 
 def architecture(model: RecurrentClassifier) -> dict[str, Any]:
-    """The constructor arguments that rebuild ``model``'s shape (read from the model itself)."""
-    recurrent = model.recurrent
-    return {
-        "input_size": recurrent.input_size,
-        "num_classes": model.head.out_features,
-        "cell": model.cell,
-        "hidden_size": recurrent.hidden_size,
-        "num_layers": recurrent.num_layers,
-        "bidirectional": recurrent.bidirectional,
-        "dropout": model.dropout.p,
-        "readout": model.readout,
-    }
+    """The constructor arguments that rebuild ``model`` (its own record, :attr:`RecurrentClassifier.arguments`)."""
+    return {"input_size": model.recurrent.input_size, "num_classes": model.head.out_features, **model.arguments}
 
 
 def model_from_checkpoint(ckpt_path: str | Path) -> RecurrentClassifier:
@@ -168,7 +158,7 @@ def model_from_checkpoint(ckpt_path: str | Path) -> RecurrentClassifier:
         raise ExportError(f"--ckpt_path {path}: not a readable torch checkpoint ({what})") from None
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
-    arguments = set(inspect.signature(RecurrentClassifier).parameters)
+    arguments = set(inspect.signature(RecurrentClassifier).parameters)  # the network's one definition
     if not hparams or not state or not {"input_size", "num_classes"} <= set(hparams):
         raise ExportError(f"--ckpt_path {path}: not a checkpoint of rnn_prune's SequenceClassifier (no model hparams)")
     model = RecurrentClassifier(**{k: v for k, v in hparams.items() if k in arguments})
@@ -265,7 +255,8 @@ def _check_config(config_paths: Sequence[str], model: RecurrentClassifier, ckpt_
             raise ExportError(f"--config {config}: no such file")
         parsed = yaml.safe_load(Path(config).read_text()) or {}
         section.update((parsed.get("model") or {}) if isinstance(parsed, dict) else {})
-    for key, value in architecture(model).items():
+    for key in ARCHITECTURE_KEYS:
+        value = model.arguments[key]
         if key in section and section[key] is not None and section[key] != value:
             raise ExportError(
                 f"--config: model.{key}={section[key]!r} does not match the checkpoint's {key}={value!r} ({ckpt_path})"
