@@ -25,7 +25,7 @@ from torch import Tensor
 from typing_extensions import override
 
 from rnn_prune import keys
-from rnn_prune.criteria import Criterion, resolve_criterion
+from rnn_prune.criteria import Criterion, StructuralCriterion, resolve_criterion
 from rnn_prune.guards import Guard, resolve_guard
 from rnn_prune.masks import apply_masks, get_mask, mask_gradients, set_mask, sparsity
 from rnn_prune.pruning import global_masks, layerwise_masks, mask_checksum, mask_scores
@@ -34,6 +34,8 @@ from rnn_prune.schedules import Schedule, as_schedule
 
 Scope = Literal["layer", "global"]
 SCOPES = ("layer", "global")
+FAR_AHEAD = 1e9
+"""Time (in epochs) at which a run without ``max_epochs`` reads its schedule's final sparsity."""
 
 
 class ScheduledPruning(Callback):
@@ -55,8 +57,10 @@ class ScheduledPruning(Callback):
         schedule: a :class:`~rnn_prune.schedules.Schedule` (by ``class_path``) or a float, meaning
             that sparsity from the first epoch on.
         criterion: which weights to keep: a built-in name (``magnitude``: the largest ``|w|``;
-            ``random``; ``gradient``: the largest accumulated ``|w·∂L/∂w|``), a
-            :class:`~rnn_prune.criteria.Criterion` by ``class_path``, or a class path string.
+            ``random``; ``gradient``: the largest accumulated ``|w·∂L/∂w|``; the structural
+            ``biregular``, ``clustered``, ``rewired``, which draw each graph's final mask by its
+            structure at the first step), optionally with arguments (``clustered:mixing=0.5``),
+            a :class:`~rnn_prune.criteria.Criterion` by ``class_path``, or a class path string.
         scope: ``layer`` (every graph reaches the target) or ``global`` (one threshold across all
             chosen weights).
         include: globs over weight names (``lstm.l0.ih``, ``head``) of the weights to prune; each
@@ -121,6 +125,10 @@ class ScheduledPruning(Callback):
                 "the steps before it could not be rewound"
             )
         self.criterion: Criterion = resolve_criterion(criterion)
+        if scope == "global" and isinstance(self.criterion, StructuralCriterion):
+            raise ValueError(
+                f"criterion={criterion!r} sets every graph's edge count itself: use scope='layer', not 'global'"
+            )
         self.guard: Guard | None = resolve_guard(guard, margin=float(guard_margin))
         self.scope = scope
         self.include = list(include) if include is not None else ["*.ih", "*.hh"]
@@ -290,6 +298,18 @@ class ScheduledPruning(Callback):
             return self._resumed_seed
         return int(os.environ.get("PL_GLOBAL_SEED", 0))
 
+    def final_target(self, trainer: L.Trainer) -> float:
+        """The sparsity the schedule reaches at the run's last pruning time (what :meth:`Criterion.plan` gets).
+
+        The start of the last epoch (``max_epochs − 1``) when pruning once per epoch, ``max_epochs``
+        with ``every_n_steps``; a run with no epoch limit (or a stand-in trainer without
+        ``max_epochs``, driving :meth:`prune` by hand) takes the schedule's value far ahead.
+        """
+        max_epochs = getattr(trainer, "max_epochs", None)
+        if max_epochs is None or max_epochs < 1:
+            return self.schedule.target(FAR_AHEAD)
+        return self.schedule.target(float(max_epochs - (1 if self.every_n_steps is None else 0)))
+
     def compute_scores(self, graphs: Sequence[Graph], generator: torch.Generator) -> dict[str, Tensor]:
         """The criterion's score of every entry of every graph, ``-inf`` where already pruned."""
         out = {}
@@ -358,6 +378,8 @@ class ScheduledPruning(Callback):
             return
         active = [g for g in self._graphs if g.name not in self._stopped]
         generator = torch.Generator().manual_seed(self.generator_seed * 1_000_003 + self._steps_taken)
+        if self._steps_taken == 0:
+            self.criterion.plan(active, self.final_target(trainer), generator)
         proposed = self.compute_masks(self.compute_scores(active, generator), target)
         self.criterion.reset()
         self.apply_pruning(self.guard_masks(proposed, trainer.current_epoch))

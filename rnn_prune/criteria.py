@@ -17,19 +17,35 @@ path or by class name.
 
 Scores need not care about weights already pruned: the callback sets those to ``-inf`` (pruned
 weights never come back) and ranks NaN scores below every real one.
+
+A criterion with arguments can also be named in one string, ``name:key=value,key=value``
+(:func:`parse_spec`), the form the CLI's and the study's ``--criterion`` take::
+
+    criterion: clustered:mixing=0.25,blocks=4
+
+*Structural* criteria (:class:`StructuralCriterion`: ``biregular``, ``clustered``, ``rewired``)
+do not rank weights by importance: they draw each graph's final mask by its structure, once, at
+the run's first pruning step, for the sparsity the schedule ends at (:meth:`Criterion.plan`).
+Every step keeps that mask's edges and prunes the others largest-``|w|``-last, so under a gradual
+schedule each step's mask holds the next one (pruned weights stay pruned) and the last step lands
+exactly on the structural mask.
 """
 
 from __future__ import annotations
 
 import pkgutil
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
+import yaml
 from torch import Tensor
 
+from rnn_prune.pruning import keep_top, mask_scores, pruned_count
 from rnn_prune.registry import Graph, PrunableWeight
+from rnn_prune.structural import biregular_mask, clustered_mask, rewired_mask
 
 
 class Criterion(ABC):
@@ -50,6 +66,11 @@ class Criterion(ABC):
             generator: a CPU generator seeded identically on every DDP rank for this step; draw
                 any randomness from it so every rank chooses the same mask.
         """
+
+    def plan(self, graphs: Sequence[Graph], sparsity: float, generator: torch.Generator) -> None:  # noqa: B027
+        """Called once, at the run's first pruning step and before its :meth:`scores`, with the
+        sparsity every graph reaches at the run's last step: a criterion that decides the final
+        mask up front (:class:`StructuralCriterion`) draws it here. Does nothing by default."""
 
     def observe(self, weights: Sequence[PrunableWeight]) -> None:  # noqa: B027 (optional hook)
         """Called after every backward pass (gradients in ``.grad``, pruned ones not yet zeroed)."""
@@ -147,30 +168,247 @@ class GradientCriterion(Criterion):
         self._sums = {k: v.clone() for k, v in state_dict.get("sums", {}).items()}
 
 
+def _draw_seed(generator: torch.Generator) -> int:
+    """A numpy / igraph seed drawn from the step's generator (the same on every DDP rank)."""
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+
+
+class StructuralCriterion(Criterion):
+    """Draws each graph's final mask by its structure; subclass and implement :meth:`build`.
+
+    At the run's first pruning step (:meth:`plan`) every graph gets its mask for the run's final
+    sparsity, exactly ``numel − pruned_count(numel, sparsity)`` edges, the count the pruning step
+    keeps there. :meth:`scores` then ranks that mask's edges above every other weight and the
+    others by ``|w|``: a gradual schedule prunes the other weights smallest first, each step's
+    mask is a subset of the one before (pruned weights stay pruned), and the final step keeps
+    exactly the planned mask. At initialisation (one step) the mask is the planned one at once.
+    The planned masks are part of :meth:`state_dict`, so a resumed run keeps them.
+
+    Notes:
+        The callback refuses ``scope: global`` with these: each graph's edge count is the
+        criterion's to set. A run that stops before its schedule's end, or a graph a guard froze,
+        keeps a superset of the planned mask.
+    """
+
+    def __init__(self) -> None:
+        self._final: dict[str, Tensor] = {}
+
+    @abstractmethod
+    def build(self, block: Graph, keep: int, generator: torch.Generator) -> Tensor:
+        """The graph's final boolean (out, in) mask with exactly ``keep`` edges (draw randomness from ``generator``)."""
+
+    def plan(self, graphs: Sequence[Graph], sparsity: float, generator: torch.Generator) -> None:
+        for graph in graphs:
+            mask = graph.mask_block()
+            if not bool(mask.all()):
+                raise ValueError(
+                    f"{type(self).__name__} draws the whole mask of {graph.name}, but it is already pruned before "
+                    "the criterion's first step (a pruned checkpoint, or another pruning callback): start from a "
+                    "dense model"
+                )
+            keep = mask.numel() - pruned_count(mask.numel(), sparsity)
+            final = torch.as_tensor(self.build(graph, keep, generator), dtype=torch.bool).cpu()
+            if final.shape != mask.shape or int(final.sum()) != keep:
+                raise RuntimeError(
+                    f"{type(self).__name__}.build gave {graph.name} a mask of shape {tuple(final.shape)} with "
+                    f"{int(final.sum())} edges; it must be {tuple(mask.shape)} with {keep}"
+                )
+            self._final[graph.name] = final
+
+    def final_mask(self, name: str) -> Tensor:
+        """The planned final mask of graph ``name`` (raises a clear error when there is none)."""
+        if name not in self._final:
+            raise RuntimeError(
+                f"{type(self).__name__} has no planned mask for {name}: it plans at the run's first pruning step, "
+                "and this run was resumed from a checkpoint pruned with another criterion"
+            )
+        return self._final[name]
+
+    def scores(self, block: Graph, mask: Tensor, generator: torch.Generator) -> Tensor:
+        final = self.final_mask(block.name).to(mask.device)
+        magnitude = torch.nan_to_num(block.weight_block().detach().abs().float(), nan=0.0, posinf=0.0)
+        rank = magnitude / (magnitude.max() + 1.0)  # in [0, 1): below every planned edge's score
+        return torch.where(final, rank + 2.0, rank)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"final": {name: mask.clone() for name, mask in self._final.items()}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._final = {name: mask.to(torch.bool).cpu() for name, mask in state_dict.get("final", {}).items()}
+
+
+def _shape(block: Graph) -> tuple[int, int]:
+    rows, cols = block.mask_block().shape
+    return int(rows), int(cols)
+
+
+class BiregularCriterion(StructuralCriterion):
+    """A random biregular mask: every output keeps as many inputs as every other, and every input
+    feeds as many outputs (±1 where the counts do not divide), wired at random.
+
+    Why: random biregular graphs are near-Ramanujan, the best expander a sparsity allows; with the
+    degrees as even as they can be, nothing but the wiring is left to chance
+    (:func:`rnn_prune.structural.biregular_mask`).
+    """
+
+    def build(self, block: Graph, keep: int, generator: torch.Generator) -> Tensor:
+        return torch.from_numpy(biregular_mask(_shape(block), keep, seed=_draw_seed(generator)))
+
+
+class ClusteredCriterion(StructuralCriterion):
+    """``biregular``'s edge count and degrees, wired inside ``blocks`` groups but for a share ``mixing``.
+
+    Why: with sparsity and degrees fixed, ``mixing`` dials expansion alone: 0 gives ``blocks``
+    disconnected pieces (no expansion), 1 a random biregular graph
+    (:func:`rnn_prune.structural.clustered_mask`, which says how the groups are drawn).
+
+    Args:
+        blocks: groups per side (capped at a side's node count); the mask must fit
+            block-diagonally, so the density must stay below about ``1 / blocks``.
+        mixing: share of the edges wired over the whole graph instead of inside their group.
+    """
+
+    def __init__(self, blocks: int = 2, mixing: float = 0.25) -> None:
+        super().__init__()
+        if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
+            raise ValueError(f"blocks={blocks!r} must be a positive integer")
+        if isinstance(mixing, bool) or not isinstance(mixing, int | float) or not 0.0 <= mixing <= 1.0:
+            raise ValueError(f"mixing={mixing!r} must lie in [0, 1]")
+        self.blocks = blocks
+        self.mixing = float(mixing)
+
+    def build(self, block: Graph, keep: int, generator: torch.Generator) -> Tensor:
+        try:
+            mask = clustered_mask(_shape(block), keep, blocks=self.blocks, mixing=self.mixing,
+                                  seed=_draw_seed(generator))  # fmt: skip
+        except ValueError as error:
+            raise ValueError(f"clustered criterion on {block.name}: {error}") from error
+        return torch.from_numpy(mask)
+
+
+class RewiredCriterion(StructuralCriterion):
+    """Another criterion's mask (default ``magnitude``) with a share ``swaps`` of its edges moved by
+    degree-preserving double-edge swaps.
+
+    Why: it keeps exactly the degrees the source criterion chose and randomises which neighbours
+    they connect, so comparing it with its source separates "which degrees" from "which wiring"
+    (:func:`rnn_prune.structural.rewired_mask`; python-igraph's ``rewire``).
+
+    Args:
+        source: the criterion whose mask is rewired: a name, ``name:key=value`` spec, class path
+            or instance. It scores the dense graph at the run's first pruning step (magnitude at
+            that step's weights).
+        swaps: share of the edges that must end up elsewhere (1: as random as the degrees allow).
+    """
+
+    def __init__(self, source: Criterion | str = "magnitude", swaps: float = 1.0) -> None:
+        super().__init__()
+        if isinstance(swaps, bool) or not isinstance(swaps, int | float) or not 0.0 <= swaps <= 1.0:
+            raise ValueError(f"swaps={swaps!r} must lie in [0, 1]")
+        self.source = resolve_criterion(source)
+        self.swaps = float(swaps)
+
+    def plan(self, graphs: Sequence[Graph], sparsity: float, generator: torch.Generator) -> None:
+        self.source.plan(graphs, sparsity, generator)
+        super().plan(graphs, sparsity, generator)
+
+    def build(self, block: Graph, keep: int, generator: torch.Generator) -> Tensor:
+        mask = block.mask_block()
+        chosen = keep_top(mask_scores(self.source.scores(block, mask, generator), mask), keep).cpu()
+        return torch.from_numpy(rewired_mask(chosen.numpy(), self.swaps, seed=_draw_seed(generator)))
+
+    def observe(self, weights: Sequence[PrunableWeight]) -> None:
+        self.source.observe(weights)
+
+    def reset(self) -> None:
+        self.source.reset()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "source": self.source.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.source.load_state_dict(state_dict.get("source", {}))
+
+
 CRITERIA: dict[str, type[Criterion]] = {
     "magnitude": MagnitudeCriterion,
     "random": RandomCriterion,
     "gradient": GradientCriterion,
+    "biregular": BiregularCriterion,
+    "clustered": ClusteredCriterion,
+    "rewired": RewiredCriterion,
 }
 """Built-in criteria by the names a config may use instead of a ``class_path``."""
 
 
 def resolve_criterion(spec: Criterion | str) -> Criterion:
-    """A :class:`Criterion` from an instance, a built-in name or a class path (``my_module.MyCriterion``).
-
-    A class path names a subclass of :class:`Criterion` (built with no arguments) or an instance
-    of one; give ``init_args`` through YAML's ``class_path`` form instead.
+    """A :class:`Criterion` from an instance, a built-in name or a class path (``my_module.MyCriterion``),
+    each optionally with arguments (``clustered:mixing=0.5``, see :func:`parse_spec`).
 
     >>> resolve_criterion("magnitude")
     MagnitudeCriterion()
     >>> resolve_criterion("rnn_prune.criteria.RandomCriterion")
     RandomCriterion()
+    >>> resolve_criterion("clustered:mixing=0.5,blocks=4")
+    ClusteredCriterion(blocks=4, mixing=0.5)
     """
     return resolve_named("criterion", spec, Criterion, CRITERIA)
 
 
-def resolve_named(argument: str, spec: Any, base: type, builtins: Mapping[str, Callable[[], Any]]) -> Any:
-    """An instance of ``base`` from ``spec`` (an instance, a key of ``builtins``, or a class path).
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """Split ``name:key=value,key=value`` into the name and its arguments (values read as YAML scalars).
+
+    The name is a built-in name or a class path (dotted: ``pkg.module.Class``, not ``pkg.module:Class``).
+
+    >>> parse_spec("clustered:mixing=0.25,blocks=4")
+    ('clustered', {'mixing': 0.25, 'blocks': 4})
+    >>> parse_spec("rewired:source=random")
+    ('rewired', {'source': 'random'})
+    >>> parse_spec("magnitude")
+    ('magnitude', {})
+    """
+    name, separator, rest = spec.partition(":")
+    args: dict[str, Any] = {}
+    if not separator:
+        return name, args
+    for item in rest.split(","):
+        key, equals, text = (part.strip() for part in item.partition("="))
+        if not equals or not _KEY.fullmatch(key) or not text:
+            raise ValueError(f"{spec!r}: {item!r} is not key=value (write name:key=value,key=value)")
+        if key in args:
+            raise ValueError(f"{spec!r}: {key} given twice")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        if isinstance(value, list | dict):
+            raise ValueError(f"{spec!r}: {key}={text} must be a single value")
+        args[key] = value
+    return name.strip(), args
+
+
+def format_spec(name: str, args: Mapping[str, Any]) -> str:
+    """The canonical ``name:key=value,...`` spelling (keys sorted), so equal specs compare equal.
+
+    >>> format_spec("clustered", {"mixing": 0.5, "blocks": 4})
+    'clustered:blocks=4,mixing=0.5'
+    >>> format_spec(*parse_spec("clustered:mixing=.50")), format_spec("random", {})
+    ('clustered:mixing=0.5', 'random')
+    """
+    if not args:
+        return name
+    def text(value: Any) -> str:
+        return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
+    return name + ":" + ",".join(f"{key}={text(args[key])}" for key in sorted(args))
+
+
+def resolve_named(argument: str, spec: Any, base: type, builtins: Mapping[str, Callable[..., Any]]) -> Any:
+    """An instance of ``base`` from ``spec`` (an instance, a key of ``builtins``, or a class path),
+    with the arguments of a ``name:key=value,...`` spec (:func:`parse_spec`).
 
     Shared by criteria and guards so both accept the same spellings and fail with the same
     message: a ``ValueError`` that names ``argument``, the bad value and what is allowed.
@@ -180,16 +418,28 @@ def resolve_named(argument: str, spec: Any, base: type, builtins: Mapping[str, C
     allowed = f"one of {tuple(builtins)} or the class path of a {base.__module__}.{base.__name__} subclass"
     if not isinstance(spec, str):
         raise ValueError(f"{argument}={spec!r} is not {allowed}")
-    if spec in builtins:
-        return builtins[spec]()
-    if "." not in spec:
+    try:
+        name, args = parse_spec(spec)
+    except ValueError as error:
+        raise ValueError(f"{argument}={error}") from None
+    if name in builtins:
+        return _construct(argument, spec, builtins[name], args)
+    if "." not in name:
         raise ValueError(f"{argument}={spec!r} is not {allowed}")
     try:
-        found = pkgutil.resolve_name(spec)
+        found = pkgutil.resolve_name(name)
     except (ImportError, AttributeError, ValueError) as error:
         raise ValueError(f"{argument}={spec!r} cannot be imported ({error}); it must be {allowed}") from error
     if isinstance(found, type) and issubclass(found, base):
-        return found()
-    if isinstance(found, base):
+        return _construct(argument, spec, found, args)
+    if isinstance(found, base) and not args:
         return found
     raise ValueError(f"{argument}={spec!r} names {found!r}, which is not {allowed}")
+
+
+def _construct(argument: str, spec: str, factory: Callable[..., Any], args: Mapping[str, Any]) -> Any:
+    """``factory(**args)``, a wrong argument name reported as a ``ValueError`` naming ``argument``."""
+    try:
+        return factory(**args)
+    except TypeError as error:
+        raise ValueError(f"{argument}={spec!r}: {error}") from None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 from threadpoolctl import threadpool_limits
 from torch import Tensor
@@ -118,5 +119,8 @@ def resolve_guard(spec: Guard | str | None, *, margin: float = 0.0) -> Guard | N
     """
     if spec is None:
         return None
-    builtins = {"none": lambda: None, "ramanujan": lambda: RamanujanGuard(margin=margin)}
+    def ramanujan(**args: Any) -> RamanujanGuard:  # ``ramanujan:margin=0.5`` overrides ``margin``
+        return RamanujanGuard(**{"margin": margin, **args})
+
+    builtins = {"none": lambda: None, "ramanujan": ramanujan}
     return resolve_named("guard", spec, Guard, builtins)

@@ -113,7 +113,8 @@ def test_criteria_resolve_by_name_class_path_or_instance(spec: object, expected:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"criterion": "l2"}, r"criterion='l2' is not one of \('magnitude', 'random', 'gradient'\) or the class path"),
+        ({"criterion": "l2"}, r"criterion='l2' is not one of \('magnitude', 'random', 'gradient', 'biregular', "
+                              r"'clustered', 'rewired'\) or the class path"),
         ({"criterion": "no_such_module.Crit"}, r"criterion='no_such_module.Crit' cannot be imported"),
         ({"criterion": "torch.nn.Linear"}, r"criterion='torch.nn.Linear' names .* which is not one of"),
         ({"criterion": 3}, r"criterion=3 is not one of"),

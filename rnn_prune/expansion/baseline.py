@@ -48,16 +48,46 @@ def same_degree_samples(
 
     ``rows`` index the right (output) side, ``cols`` the left (input) side, of an (out, in) matrix.
     """
+    graph = _bipartite_digraph(rows, cols, shape)
+    for _ in range(samples):
+        _switch(graph, SWITCHES_PER_EDGE * graph.ecount(), seed)
+        seed += 1
+        yield _edge_lists(graph, shape)
+
+
+def _bipartite_digraph(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> igraph.Graph:
+    """The directed igraph graph of an (out, in) edge list: left (input) node ``j`` → right node ``in + i``."""
     out_features, in_features = shape
     edges = np.column_stack([cols, rows.astype(np.int64) + in_features]).astype(np.int64)
-    graph = igraph.Graph(n=in_features + out_features, edges=edges, directed=True)
-    for _ in range(samples):
-        if graph.ecount() >= 2:
-            with _seeded_igraph(seed):
-                graph.rewire(n=SWITCHES_PER_EDGE * graph.ecount(), allowed_edge_types="simple")
-            seed += 1
-        pairs = np.asarray(graph.get_edgelist(), dtype=np.int64).reshape(-1, 2)
-        yield pairs[:, 1] - in_features, pairs[:, 0]
+    return igraph.Graph(n=in_features + out_features, edges=edges, directed=True)
+
+
+def _switch(graph: igraph.Graph, trials: int, seed: int) -> None:
+    """``trials`` degree-preserving switch trials on ``graph``, in place, seeded."""
+    if graph.ecount() >= 2 and trials > 0:
+        with _seeded_igraph(seed):
+            graph.rewire(n=trials, allowed_edge_types="simple")
+
+
+def _edge_lists(graph: igraph.Graph, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    pairs = np.asarray(graph.get_edgelist(), dtype=np.int64).reshape(-1, 2)
+    return pairs[:, 1] - shape[1], pairs[:, 0]
+
+
+def switched_edges(
+    rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int], *, trials: int, seed: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The edge list after each successive batch of ``trials`` switch trials on the same chain.
+
+    For callers that stop the chain on a condition of their own (the ``rewired`` pruning criterion
+    stops once enough edges have moved) instead of after :data:`SWITCHES_PER_EDGE` × |E| trials.
+    Each batch is seeded ``seed``, ``seed + 1``, ...
+    """
+    graph = _bipartite_digraph(rows, cols, shape)
+    while True:
+        _switch(graph, trials, seed)
+        seed += 1
+        yield _edge_lists(graph, shape)
 
 
 def random_bipartite(mask: object, *, seed: int = 0) -> np.ndarray:
