@@ -19,7 +19,7 @@ Scores need not care about weights already pruned: the callback sets those to ``
 weights never come back) and ranks NaN scores below every real one.
 
 A criterion with arguments can also be named in one string, ``name:key=value,key=value``
-(:func:`parse_spec`), the form the CLI's and the study's ``--criterion`` take::
+(:func:`rnn_prune.specs.parse_spec`), the form the CLI's and the study's ``--criterion`` take::
 
     criterion: clustered:mixing=0.25,blocks=4
 
@@ -34,17 +34,16 @@ exactly on the structural mask.
 from __future__ import annotations
 
 import pkgutil
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
-import yaml
 from torch import Tensor
 
 from rnn_prune.pruning import keep_top, mask_scores, pruned_count
 from rnn_prune.registry import Graph, PrunableWeight
+from rnn_prune.specs import parse_spec
 from rnn_prune.structural import biregular_mask, clustered_mask, rewired_mask
 
 
@@ -344,7 +343,7 @@ CRITERIA: dict[str, type[Criterion]] = {
 
 def resolve_criterion(spec: Criterion | str) -> Criterion:
     """A :class:`Criterion` from an instance, a built-in name or a class path (``my_module.MyCriterion``),
-    each optionally with arguments (``clustered:mixing=0.5``, see :func:`parse_spec`).
+    each optionally with arguments (``clustered:mixing=0.5``, see :func:`rnn_prune.specs.parse_spec`).
 
     >>> resolve_criterion("magnitude")
     MagnitudeCriterion()
@@ -356,59 +355,9 @@ def resolve_criterion(spec: Criterion | str) -> Criterion:
     return resolve_named("criterion", spec, Criterion, CRITERIA)
 
 
-_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """Split ``name:key=value,key=value`` into the name and its arguments (values read as YAML scalars).
-
-    The name is a built-in name or a class path (dotted: ``pkg.module.Class``, not ``pkg.module:Class``).
-
-    >>> parse_spec("clustered:mixing=0.25,blocks=4")
-    ('clustered', {'mixing': 0.25, 'blocks': 4})
-    >>> parse_spec("rewired:source=random")
-    ('rewired', {'source': 'random'})
-    >>> parse_spec("magnitude")
-    ('magnitude', {})
-    """
-    name, separator, rest = spec.partition(":")
-    args: dict[str, Any] = {}
-    if not separator:
-        return name, args
-    for item in rest.split(","):
-        key, equals, text = (part.strip() for part in item.partition("="))
-        if not equals or not _KEY.fullmatch(key) or not text:
-            raise ValueError(f"{spec!r}: {item!r} is not key=value (write name:key=value,key=value)")
-        if key in args:
-            raise ValueError(f"{spec!r}: {key} given twice")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            value = text
-        if isinstance(value, list | dict):
-            raise ValueError(f"{spec!r}: {key}={text} must be a single value")
-        args[key] = value
-    return name.strip(), args
-
-
-def format_spec(name: str, args: Mapping[str, Any]) -> str:
-    """The canonical ``name:key=value,...`` spelling (keys sorted), so equal specs compare equal.
-
-    >>> format_spec("clustered", {"mixing": 0.5, "blocks": 4})
-    'clustered:blocks=4,mixing=0.5'
-    >>> format_spec(*parse_spec("clustered:mixing=.50")), format_spec("random", {})
-    ('clustered:mixing=0.5', 'random')
-    """
-    if not args:
-        return name
-    def text(value: Any) -> str:
-        return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
-    return name + ":" + ",".join(f"{key}={text(args[key])}" for key in sorted(args))
-
-
 def resolve_named(argument: str, spec: Any, base: type, builtins: Mapping[str, Callable[..., Any]]) -> Any:
     """An instance of ``base`` from ``spec`` (an instance, a key of ``builtins``, or a class path),
-    with the arguments of a ``name:key=value,...`` spec (:func:`parse_spec`).
+    with the arguments of a ``name:key=value,...`` spec (:func:`~rnn_prune.specs.parse_spec`).
 
     Shared by criteria and guards so both accept the same spellings and fail with the same
     message: a ``ValueError`` that names ``argument``, the bad value and what is allowed.

@@ -320,7 +320,8 @@ def test_study_outputs_from_finished_cells(tmp_path: Path) -> None:
     assert "- magnitude, guard none: accuracy and expansion break at the same sparsity 0.9 (at)." in summary
     assert "- magnitude, guard ramanujan: accuracy breaks at sparsity 0.9 while every graph stays Ramanujan" in summary
     pngs = [p for p in written if p.suffix == ".png"]
-    assert {p.stem for p in pngs} == {"accuracy_vs_sparsity", "expansion_vs_sparsity", "pruning_choices"}
+    assert {p.stem for p in pngs} == {"accuracy_vs_sparsity", "expansion_vs_sparsity", "pruning_choices",
+                                      "accuracy_vs_expansion"}
     for png in pngs:
         image = imread(png)
         assert len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 20, f"{png.name} looks blank"
@@ -340,6 +341,33 @@ def test_accuracy_figure_has_one_legend_entry_per_line_and_no_empty_panel(tmp_pa
     assert left > right and ax.get_xscale() == "log"  # density falls to the right: sparsity grows
     for figure in (figures.expansion_vs_sparsity(rows), figures.pairwise_differences(rows)):
         assert all(ax.lines for ax in figure.axes)
+
+
+def test_criterion_arguments_make_their_own_cells_columns_and_points(tmp_path: Path) -> None:
+    criteria = ["biregular", "clustered:mixing=0", "clustered:mixing=.5", "rnn_prune.criteria.ClusteredCriterion"]
+    cells = build_grid("configs/demo.yaml", [0, 0.8, 0.9], criteria, ["none"], [0, 1])
+    assert [c.name for c in cells if c.sparsity == 0.8 and c.seed == 0] == [
+        "demo-s0.8-biregular-none-seed0", "demo-s0.8-clustered_mixing=0-none-seed0",
+        "demo-s0.8-clustered_mixing=0.5-none-seed0", "demo-s0.8-ClusteredCriterion-none-seed0"]  # fmt: skip
+    with pytest.raises(ValueError, match="--criterion clustered:mixing=0.5 clustered:mixing=0.5: repeated value"):
+        build_grid("c.yaml", [0.5], ["clustered:mixing=0.5", "clustered:mixing=0.50"], ["none"], [0])
+    with pytest.raises(ValueError, match="--criterion 'clustered:mixing': 'mixing' is not key=value"):
+        build_grid("c.yaml", [0.5], ["clustered:mixing"], ["none"], [0])
+    for cell in cells:
+        mixing = {"clustered:mixing=0": 0.0, "clustered:mixing=0.5": 0.5}.get(str(cell.criterion), 1.0)
+        _write_result(tmp_path, cell, 0.9 - 0.1 * (1 - mixing) * cell.sparsity, 1.0, mixing - 0.5)
+    build_outputs(tmp_path)
+    with open(tmp_path / "study.csv") as file:
+        rows = list(csv.DictReader(file))
+    clustered = [r for r in rows if r["criterion"].startswith("clustered:")]
+    assert len(clustered) == 2 * 2 * 2 and {r["criterion_args"] for r in clustered} == {"mixing=0", "mixing=0.5"}
+    assert {r["criterion_args"] for r in rows if not r["criterion"].startswith("clustered:")} == {""}
+    results = [json.loads(p.read_text()) for p in sorted((tmp_path / "runs").glob("*/result.json"))]
+    figure = figures.accuracy_vs_expansion([r | {"target_sparsity": r["sparsity"]} for r in results])
+    assert [ax.get_title() for ax in figure.axes] == ["sparsity 0.8", "sparsity 0.9"]
+    points = figure.axes[0].collections
+    assert len(points) == len(criteria) and all(len(c.get_offsets()) == 2 for c in points)  # two seeds each
+    assert len(figure.legends[0].get_texts()) == 1 + len(criteria)  # dense reference + one per criterion
 
 
 def test_snr_keys_are_parsed_by_the_keys_module() -> None:

@@ -159,6 +159,58 @@ def pairwise_differences(rows: Rows) -> Figure:
     return figure
 
 
+EXPANSION_COLUMNS: dict[str, str] = {"min_delta_r": "min Δr over the pruned graphs"}
+"""``study.csv`` columns of expansion that :func:`accuracy_vs_expansion` plots accuracy against, with
+their axis labels (a column no cell has is skipped)."""
+GUARD_MARKERS = ("o", "s", "^", "D", "v")
+"""Markers of the guards of a study, in sorted order (``none`` sorts first: circles)."""
+
+
+def accuracy_vs_expansion(rows: Rows) -> Figure:
+    """Test accuracy against expansion at each target sparsity: one point per cell, coloured by criterion.
+
+    At one sparsity, cells differ only in their criterion (and seed): where the structural
+    criteria dial expansion with the degrees fixed, a slope here is accuracy following expansion
+    when nothing else changes. One panel per sparsity (columns) and expansion measure (rows), the
+    dense cells' mean accuracy as a reference; markers tell guards apart.
+    """
+    pruned = [r for r in rows if r.get("kind") != DENSE and stats.is_number(r.get("test_acc"))]
+    measures = [(c, label) for c, label in EXPANSION_COLUMNS.items() if any(stats.is_number(r.get(c)) for r in pruned)]
+    if not measures:
+        raise SkipFigure("no pruned cell has both a test accuracy and an expansion measure")
+    sparsities = sorted({float(r["target_sparsity"]) for r in pruned})
+    criteria = sorted({str(r.get("criterion")) for r in pruned})
+    guards = sorted({str(r.get("guard")) for r in pruned})
+    figure = Figure(figsize=(1.5 + 3.6 * len(sparsities), 0.8 + 3.2 * len(measures)), layout="constrained")
+    axes = figure.subplots(len(measures), len(sparsities), squeeze=False, sharey=True)
+    for (column, label), row_axes in zip(measures, axes, strict=True):
+        for sparsity, ax in zip(sparsities, row_axes, strict=True):
+            _dense_reference(ax, rows, "test_acc", "dense (sparsity 0)")
+            for c, criterion in enumerate(criteria):
+                for g, guard in enumerate(guards):
+                    at = [r for r in pruned if float(r["target_sparsity"]) == sparsity
+                          and str(r.get("criterion")) == criterion and str(r.get("guard")) == guard
+                          and stats.is_number(r.get(column))]  # fmt: skip
+                    if at:
+                        name = criterion if len(guards) == 1 else f"{criterion}, guard {guard}"
+                        ax.scatter([r[column] for r in at], [r["test_acc"] for r in at], color=f"C{c % 10}",
+                                   marker=GUARD_MARKERS[g % len(GUARD_MARKERS)], label=name, alpha=0.8)  # fmt: skip
+            if column.endswith("delta_r"):
+                ax.axvline(0.0, color="grey", linewidth=0.8)
+            ax.set(title=f"sparsity {sparsity:g}", xlabel=label)
+            ax.grid(alpha=0.3)
+        row_axes[0].set_ylabel("test accuracy of the final model")
+    handles, labels = {}, []
+    for ax in axes.ravel():
+        for handle, text in zip(*ax.get_legend_handles_labels(), strict=True):
+            if text not in handles:
+                handles[text] = handle
+                labels.append(text)
+    figure.legend([handles[t] for t in labels], labels, loc="outside right upper", fontsize="small")
+    figure.suptitle("Test accuracy against expansion at equal sparsity (one point per cell)")
+    return figure
+
+
 def accuracy_vs_snr(rows: Rows) -> Figure:
     """Speech: test accuracy against SNR, a line per sparsity (mean over the cells there)."""
     columns = snr_columns(rows)
@@ -184,6 +236,7 @@ FIGURES: dict[str, Callable[[Rows], Figure]] = {
     "accuracy_vs_sparsity": accuracy_vs_sparsity,
     "expansion_vs_sparsity": expansion_vs_sparsity,
     "pruning_choices": pairwise_differences,
+    "accuracy_vs_expansion": accuracy_vs_expansion,
     "accuracy_vs_snr": accuracy_vs_snr,
 }
 """Figure name (the PNG's stem) -> the function that draws it from the study's rows."""

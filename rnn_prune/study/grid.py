@@ -6,6 +6,11 @@ cell per seed there instead of one per criterion × guard. Cell names are stable
 (``quickstart-s0.99-magnitude-none-seed0``) because they are the resume key: a cell whose folder
 holds a result is finished, whichever invocation (or SLURM task, or machine) ran it.
 
+A criterion (or guard) may carry arguments, ``clustered:mixing=0.25`` (:mod:`rnn_prune.specs`):
+each setting is its own cell (``...-clustered_mixing=0.25-none-seed0``), and the spec is kept in
+the canonical spelling (keys sorted, values as YAML writes them) so ``mixing=.25`` and
+``mixing=0.25`` are one cell. A spec that spells out a default is still a cell of its own.
+
 >>> cells = build_grid("configs/quickstart.yaml", [0, 0.9], ["magnitude", "random"], ["none"], [0])
 >>> [c.name for c in cells]
 ['quickstart-dense-seed0', 'quickstart-s0.9-magnitude-none-seed0', 'quickstart-s0.9-random-none-seed0']
@@ -20,6 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from rnn_prune.specs import format_spec, parse_spec, spec_args, spec_label
+
 __all__ = ["DENSE", "PRUNED", "Cell", "build_grid"]
 
 DENSE = "dense"
@@ -30,7 +37,7 @@ PRUNED = "pruned"
 
 @dataclass(frozen=True)
 class Cell:
-    """One point of the grid; ``criterion`` and ``guard`` are ``None`` for a dense cell."""
+    """One point of the grid; ``criterion`` and ``guard`` (specs, with any arguments) are ``None`` for a dense cell."""
 
     config: str
     sparsity: float
@@ -52,14 +59,27 @@ class Cell:
         parts = [f"s{self.sparsity:g}", _short(self.criterion), _short(self.guard), f"seed{self.seed}"]
         return "-".join([stem, *parts])
 
+    @property
+    def criterion_args(self) -> str | None:
+        """The criterion's arguments (``blocks=4,mixing=0.25``), ``None`` when it has none."""
+        return spec_args(self.criterion) if self.criterion is not None else None
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain fields plus ``kind`` and ``name``, for ``result.json``."""
-        return {**asdict(self), "kind": self.kind, "name": self.name}
+        """Plain fields plus ``kind``, ``name`` and ``criterion_args``, for ``result.json``."""
+        return {**asdict(self), "kind": self.kind, "name": self.name, "criterion_args": self.criterion_args}
 
 
-def _short(name: str | None) -> str:
-    """A class path's last component (``my.pkg.TopK`` -> ``TopK``): folder names stay readable."""
-    return str(name).rsplit(".", 1)[-1]
+def _short(spec: str | None) -> str:
+    """A class path's last component (``my.pkg.TopK`` -> ``TopK``), arguments as ``_key=value``:
+    folder names stay readable."""
+    return spec_label(str(spec))
+
+
+def _canonical(flag: str, spec: str) -> str:
+    try:
+        return format_spec(*parse_spec(spec))
+    except ValueError as error:
+        raise ValueError(f"{flag} {error}") from None
 
 
 def build_grid(
@@ -75,10 +95,13 @@ def build_grid(
     whole sparsity levels rather than one seed of everything.
 
     Raises:
-        ValueError: an empty list, a sparsity outside [0, 1), or a repeated value (a repeated cell
-            would run twice into one folder). Criterion and guard names are checked by the fit
-            itself (they may be class paths), so a bad one fails its cell with the CLI's message.
+        ValueError: an empty list, a sparsity outside [0, 1), a repeated value (a repeated cell
+            would run twice into one folder), or a spec that is not ``name:key=value,...``.
+            Criterion and guard names are checked by the fit itself (they may be class paths), so
+            a bad one fails its cell with the CLI's message.
     """
+    criteria = [_canonical("--criterion", c) for c in criteria]
+    guards = [_canonical("--guard", g) for g in guards]
     for flag, values in (("--sparsity", sparsities), ("--criterion", criteria), ("--guard", guards),
                          ("--seeds", seeds)):  # fmt: skip
         if not values:

@@ -42,12 +42,14 @@ SPARSITY_TOLERANCE = 0.01
 """An unguarded cell must end within this of its target sparsity (a guard may stop it earlier)."""
 
 COLUMNS = [
-    "config", "cell", "kind", "target_sparsity", "criterion", "guard", "seed",
+    "config", "cell", "kind", "target_sparsity", "criterion", "criterion_args", "guard", "seed",
     "final_sparsity", "reached_target", "final_epoch", "val_acc", "test_acc",
     "ramanujan_share", "ramanujan_defined", "ramanujan_undefined", "min_delta_r", "min_delta_r_rel", "mean_imdb",
     "first_loss_sparsity", "first_loss_epoch", "first_loss_graph", "schedule_note", "imdb_defined", "imdb_undefined",
 ]  # fmt: skip
-"""``study.csv``'s columns in order; ``test/acc@<snr>dB`` columns follow ``test_acc`` when logged."""
+"""``study.csv``'s columns in order; ``test/acc@<snr>dB`` columns follow ``test_acc`` when logged.
+``criterion`` is the cell's ``--criterion`` spec as the grid wrote it (``clustered:mixing=0.25``),
+``criterion_args`` its arguments alone (``mixing=0.25``; empty without)."""
 
 DERIVED_VERSION = 6
 """Version of the fields :func:`fit_fields` derives from a fit's log (1: IMDB was the last finite
@@ -225,7 +227,7 @@ def study_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         row = {column: result.get(column) for column in COLUMNS}
         row.update(config=result["config"], cell=result["name"], target_sparsity=result["sparsity"])
         if result.get("kind") == DENSE:
-            row.update(criterion=None, guard=None)
+            row.update(criterion=None, criterion_args=None, guard=None)
         row.update({key: result[key] for key in snr_columns([result])})
         rows.append(row)
     return sorted(rows, key=lambda r: (r["config"], r["target_sparsity"], str(r["criterion"]), str(r["guard"]),
