@@ -194,8 +194,9 @@ class RNNPruneCLI(LightningCLI):
         )
         parser.add_argument(
             "--criterion", type=str | None, default=None,
-            help="Override the ScheduledPruning callback's criterion: magnitude, random, gradient or a "
-            "class path such as my_module.MyCriterion (sweeps).",
+            help="Override the ScheduledPruning callback's criterion: magnitude, random, gradient, biregular, "
+            "clustered, rewired or a class path such as my_module.MyCriterion, optionally with arguments: "
+            "clustered:mixing=0.5,blocks=4 (sweeps).",
         )
         parser.add_argument(
             "--guard", type=str | None, default=None,
