@@ -181,7 +181,7 @@ def accuracy_vs_expansion(rows: Rows) -> Figure:
     sparsities = sorted({float(r["target_sparsity"]) for r in pruned})
     criteria = sorted({str(r.get("criterion")) for r in pruned})
     guards = sorted({str(r.get("guard")) for r in pruned})
-    figure = Figure(figsize=(1.5 + 3.6 * len(sparsities), 0.8 + 3.2 * len(measures)), layout="constrained")
+    figure = Figure(figsize=(2.5 + 3.6 * len(sparsities), 1.0 + 3.2 * len(measures)), layout="constrained")
     axes = figure.subplots(len(measures), len(sparsities), squeeze=False, sharey=True)
     for (column, label), row_axes in zip(measures, axes, strict=True):
         for sparsity, ax in zip(sparsities, row_axes, strict=True):
@@ -207,7 +207,7 @@ def accuracy_vs_expansion(rows: Rows) -> Figure:
                 handles[text] = handle
                 labels.append(text)
     figure.legend([handles[t] for t in labels], labels, loc="outside right upper", fontsize="small")
-    figure.suptitle("Test accuracy against expansion at equal sparsity (one point per cell)")
+    figure.suptitle("Test accuracy against expansion\nat equal sparsity (one point per cell)")
     return figure
 
 
