@@ -55,7 +55,7 @@ class _MaskRecorder(Callback):
 
 
 def _fit(args: list[str]) -> tuple[LightningModule, _MaskRecorder]:
-    cli = main([*args[1:], "--trainer.logger", "false"], run=False)  # without the subcommand: the trainer is built, not run
+    cli = main([*args[1:], "--trainer.logger", "false"], run=False)  # no subcommand: built, not run
     recorder = _MaskRecorder()
     cli.trainer.callbacks.append(recorder)
     cli.trainer.fit(cli.model, cli.datamodule)

@@ -362,6 +362,8 @@ def test_criterion_arguments_make_their_own_cells_columns_and_points(tmp_path: P
     clustered = [r for r in rows if r["criterion"].startswith("clustered:")]
     assert len(clustered) == 2 * 2 * 2 and {r["criterion_args"] for r in clustered} == {"mixing=0", "mixing=0.5"}
     assert {r["criterion_args"] for r in rows if not r["criterion"].startswith("clustered:")} == {""}
+    analysis = json.loads((tmp_path / "analysis.json").read_text())  # one clustered stratum per sparsity:
+    assert analysis["measures"]["min_delta_r"]["n_strata"] == 3 * 2  # its mixings differ in expansion alone
     results = [json.loads(p.read_text()) for p in sorted((tmp_path / "runs").glob("*/result.json"))]
     figure = figures.accuracy_vs_expansion([r | {"target_sparsity": r["sparsity"]} for r in results])
     assert [ax.get_title() for ax in figure.axes] == ["sparsity 0.8", "sparsity 0.9"]

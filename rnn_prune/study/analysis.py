@@ -9,7 +9,9 @@ the data to choose how to test it.
 - **Strata.** Pruning criterion × final sparsity level: the sparsity a model really has (a guard
   stops short of its target), on a grid of :data:`STRATUM_STEP` decades of density ``1 − s``.
   Inside a stratum cells differ by seed, by guard and (with structural criteria) by how well they
-  expand; those differences are what the effect is estimated from. Strata with one cell carry no
+  expand; those differences are what the effect is estimated from. The criterion is its *name*:
+  the settings of one criterion (``clustered:mixing=0`` and ``clustered:mixing=0.5``) share a
+  stratum, since they hold sparsity and degrees fixed and differ in expansion alone. Strata with one cell carry no
   information and are left out; dense cells (nothing pruned) too.
 - **Model.** Ordinary least squares ``drop ~ z + C(stratum) + C(seed)`` (``statsmodels`` OLS),
   where ``z`` is the expansion measure over its standard deviation across the study's pruned
@@ -52,6 +54,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as scipy_stats
 
+from rnn_prune.specs import parse_spec
 from rnn_prune.study import stats
 from rnn_prune.study.grid import DENSE
 
@@ -133,10 +136,13 @@ def reading(ci95: tuple[float, float] | None, margin: float = MARGIN) -> str:
 
 
 def stratum_of(row: Mapping[str, Any]) -> tuple[str, int] | None:
-    """A pruned cell's stratum: its criterion and the level of its final sparsity (None: dense or unknown).
+    """A pruned cell's stratum: its criterion's name (without arguments) and the level of its final
+    sparsity (None: dense or unknown).
 
     >>> stratum_of({"kind": "pruned", "criterion": "random", "final_sparsity": 0.8999, "target_sparsity": 0.9})
     ('random', -50)
+    >>> stratum_of({"kind": "pruned", "criterion": "clustered:mixing=0.5", "final_sparsity": 0.9})
+    ('clustered', -50)
     >>> stratum_of({"kind": "pruned", "criterion": "random", "final_sparsity": 0.9005}) == ('random', -50)
     True
     """
@@ -147,7 +153,7 @@ def stratum_of(row: Mapping[str, Any]) -> tuple[str, int] | None:
         sparsity = row.get("target_sparsity")
     if not stats.is_number(sparsity) or not 0 <= sparsity < 1:
         return None
-    return str(row.get("criterion")), round(math.log10(1.0 - sparsity) / STRATUM_STEP)
+    return parse_spec(str(row.get("criterion")))[0], round(math.log10(1.0 - sparsity) / STRATUM_STEP)
 
 
 def _not_estimable(note: str, *, n_missing: int, sd: float | None = None, n_cells: int = 0, n_seeds: int = 0,

@@ -159,7 +159,10 @@ def pairwise_differences(rows: Rows) -> Figure:
     return figure
 
 
-EXPANSION_COLUMNS: dict[str, str] = {"min_delta_r": "min Δr over the pruned graphs"}
+EXPANSION_COLUMNS: dict[str, str] = {
+    "min_delta_r": "min Δr over the pruned graphs",
+    "min_delta_r_rel": "min Δr / r over the pruned graphs (the analysis' primary measure)",
+}
 """``study.csv`` columns of expansion that :func:`accuracy_vs_expansion` plots accuracy against, with
 their axis labels (a column no cell has is skipped)."""
 GUARD_MARKERS = ("o", "s", "^", "D", "v")
