@@ -193,7 +193,7 @@ class StructuralCriterion(Criterion):
         self._final: dict[str, Tensor] = {}
 
     @abstractmethod
-    def build(self, block: Graph, keep: int, generator: torch.Generator) -> Tensor:
+    def build(self, graph: Graph, keep: int, generator: torch.Generator) -> Tensor:
         """The graph's final boolean (out, in) mask with exactly ``keep`` edges (draw randomness from ``generator``)."""
 
     def plan(self, graphs: Sequence[Graph], sparsity: float, generator: torch.Generator) -> None:
@@ -223,9 +223,9 @@ class StructuralCriterion(Criterion):
             )
         return self._final[name]
 
-    def scores(self, block: Graph, mask: Tensor, generator: torch.Generator) -> Tensor:
-        final = self.final_mask(block.name).to(mask.device)
-        magnitude = torch.nan_to_num(block.weight_block().detach().abs().float(), nan=0.0, posinf=0.0)
+    def scores(self, graph: Graph, mask: Tensor, generator: torch.Generator) -> Tensor:
+        final = self.final_mask(graph.name).to(mask.device)
+        magnitude = torch.nan_to_num(graph.weight_block().detach().abs().float(), nan=0.0, posinf=0.0)
         rank = magnitude / (magnitude.max() + 1.0)  # in [0, 1): below every planned edge's score
         return torch.where(final, rank + 2.0, rank)
 
@@ -236,8 +236,8 @@ class StructuralCriterion(Criterion):
         self._final = {name: mask.to(torch.bool).cpu() for name, mask in state_dict.get("final", {}).items()}
 
 
-def _shape(block: Graph) -> tuple[int, int]:
-    rows, cols = block.mask_block().shape
+def _shape(graph: Graph) -> tuple[int, int]:
+    rows, cols = graph.mask_block().shape
     return int(rows), int(cols)
 
 
@@ -250,8 +250,8 @@ class BiregularCriterion(StructuralCriterion):
     (:func:`rnn_prune.structural.biregular_mask`).
     """
 
-    def build(self, block: Graph, keep: int, generator: torch.Generator) -> Tensor:
-        return torch.from_numpy(biregular_mask(_shape(block), keep, seed=_draw_seed(generator)))
+    def build(self, graph: Graph, keep: int, generator: torch.Generator) -> Tensor:
+        return torch.from_numpy(biregular_mask(_shape(graph), keep, seed=_draw_seed(generator)))
 
 
 class ClusteredCriterion(StructuralCriterion):
@@ -276,12 +276,12 @@ class ClusteredCriterion(StructuralCriterion):
         self.blocks = blocks
         self.mixing = float(mixing)
 
-    def build(self, block: Graph, keep: int, generator: torch.Generator) -> Tensor:
+    def build(self, graph: Graph, keep: int, generator: torch.Generator) -> Tensor:
         try:
-            mask = clustered_mask(_shape(block), keep, blocks=self.blocks, mixing=self.mixing,
+            mask = clustered_mask(_shape(graph), keep, blocks=self.blocks, mixing=self.mixing,
                                   seed=_draw_seed(generator))  # fmt: skip
         except ValueError as error:
-            raise ValueError(f"clustered criterion on {block.name}: {error}") from error
+            raise ValueError(f"clustered criterion on {graph.name}: {error}") from error
         return torch.from_numpy(mask)
 
 
@@ -311,9 +311,9 @@ class RewiredCriterion(StructuralCriterion):
         self.source.plan(graphs, sparsity, generator)
         super().plan(graphs, sparsity, generator)
 
-    def build(self, block: Graph, keep: int, generator: torch.Generator) -> Tensor:
-        mask = block.mask_block()
-        chosen = keep_top(mask_scores(self.source.scores(block, mask, generator), mask), keep).cpu()
+    def build(self, graph: Graph, keep: int, generator: torch.Generator) -> Tensor:
+        mask = graph.mask_block()
+        chosen = keep_top(mask_scores(self.source.scores(graph, mask, generator), mask), keep).cpu()
         return torch.from_numpy(rewired_mask(chosen.numpy(), self.swaps, seed=_draw_seed(generator)))
 
     def observe(self, weights: Sequence[PrunableWeight]) -> None:
