@@ -16,19 +16,22 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
+from collections.abc import Collection
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.rank_zero import rank_zero_debug
 from threadpoolctl import threadpool_limits
 from typing_extensions import override
 
 from rnn_prune import keys
 from rnn_prune.expansion import LayerExpansion, degrees, model_expansion, unfolded_expansion
 from rnn_prune.expansion.measures import MEASURES, Selection
-from rnn_prune.registry import graphs, matches, recurrent_modules
+from rnn_prune.registry import graphs, matches, prunable_weights, recurrent_modules
 
 
 def _every(n: int | None, epoch: int) -> bool:
@@ -44,15 +47,28 @@ def _check_every(name: str, value: int | None, allow_none: bool = True) -> None:
         raise ValueError(f"{name}={value!r} must be {allowed}")
 
 
-def summarize(expansions: dict[str, LayerExpansion], selection: Selection) -> dict[str, float]:
+def summarize(
+    expansions: dict[str, LayerExpansion], selection: Selection, *, pruned: Collection[str] | None = None
+) -> dict[str, float]:
     """Each selected measure's own summary over the graphs (``graph/min_delta_r``,
-    ``graph/ramanujan_fraction`` …): the measure declares it, this only feeds it the values."""
+    ``graph/ramanujan_fraction`` …): the measure declares it, this only feeds it the values.
+
+    The summaries are over the graphs the run prunes (``pruned``; every graph when None), as the
+    report and the study read them; the graphs nobody prunes (the dense head), which would
+    otherwise decide ``graph/ramanujan_fraction`` once every pruned graph has lost its verdict, get
+    their own summaries under :func:`rnn_prune.keys.unpruned` keys (``graph/unpruned_ramanujan_fraction``).
+    """
     out: dict[str, float] = {}
     if not expansions:
         return out
+    counted = list(expansions.values()) if pruned is None else [e for n, e in expansions.items() if n in pruned]
+    others = [] if pruned is None else [e for n, e in expansions.items() if n not in pruned]
     for measure in selection.measures:
         if measure.summary is not None:
-            out.update(measure.summary([e[measure.name] for e in expansions.values()]))
+            out.update(measure.summary([e[measure.name] for e in counted]))
+            if others:
+                out.update({keys.unpruned(key): value
+                            for key, value in measure.summary([e[measure.name] for e in others]).items()})  # fmt: skip
     return out
 
 
@@ -199,7 +215,7 @@ class ExpansionMetrics(Callback):
         for name, expansion in expansions.items():
             for measure, value in expansion.as_dict(self.measures).items():
                 metrics[keys.graph(name, measure)] = value
-        summaries = summarize(expansions, due)
+        summaries = summarize(expansions, due, pruned=self._pruned_graphs(trainer, pl_module))
         summaries[keys.GRAPH_SECONDS] = time.perf_counter() - started
         metrics.update(unfolded)
         metrics.update(summaries)
@@ -212,13 +228,34 @@ class ExpansionMetrics(Callback):
                 self._log_wandb_extras(logger, pl_module, expansions, self.measures, metrics, trainer.global_step)
         return metrics, summaries
 
+    def _pruned_graphs(self, trainer: L.Trainer, pl_module: L.LightningModule) -> set[str] | None:
+        """Names of the graphs the run prunes: the weights of its ScheduledPruning callbacks (or, without
+        one, the weights that carry a mask); None when it prunes nothing (then every graph counts)."""
+        from callbacks.pruning import ScheduledPruning
+
+        weights = {w.name for c in trainer.callbacks if isinstance(c, ScheduledPruning) for w in c.weights}
+        if not weights:
+            weights = {w.name for w in prunable_weights(pl_module) if w.mask is not None}
+        if not weights:
+            return None
+        return {g.name for g in graphs(pl_module, per_gate=self.per_gate, stacked=self.stacked)
+                if g.weight.name in weights}  # fmt: skip
+
     def _warn_degenerate(self, expansions: dict[str, LayerExpansion], epoch: int) -> None:
-        """Say once per graph and reason why some of its measures are NaN or degenerate."""
+        """Say in one line per epoch how many graphs newly have NaN or degenerate measures, and why;
+        each graph and reason once, at debug level (the W&B table has them all, every epoch)."""
+        new = []
         for name, expansion in expansions.items():
             for reason in filter(None, expansion.reason.split("; ")):
                 if (name, reason) not in self._warned:
                     self._warned.add((name, reason))
-                    rank_zero_info(f"ExpansionMetrics: graph {name} at epoch {epoch}: {reason}")
+                    new.append((name, reason))
+                    rank_zero_debug(f"ExpansionMetrics: graph {name} at epoch {epoch}: {reason}")
+        if new:
+            kinds = Counter(reason.split(" (")[0].split(":")[0] for _, reason in new)
+            listed = "; ".join(f"{kind}: {count}" for kind, count in kinds.most_common())
+            rank_zero_info(f"ExpansionMetrics: epoch {epoch}: {len({n for n, _ in new})} graph(s) with undefined "
+                           f"measures ({listed}); per graph at log level DEBUG")  # fmt: skip
 
     def _unfolded(self, pl_module: L.LightningModule) -> dict[str, float]:
         metrics = {}

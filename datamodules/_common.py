@@ -27,6 +27,52 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 
+class DataError(Exception):
+    """A data set that cannot be read as it is on disk, or fetched; the message names the file and the fix.
+
+    A marker mixed into the built-in type each case raised before (so ``except FileNotFoundError``
+    still catches a missing file): ``python -m rnn_prune`` prints any ``DataError`` as one line.
+    """
+
+
+class DataFileMissing(DataError, FileNotFoundError):
+    """Files of a data set are not where the data module reads them."""
+
+
+class DataFileInvalid(DataError, ValueError):
+    """A data file is there but corrupt, truncated or of another format."""
+
+
+class DataChecksumMismatch(DataError, RuntimeError):
+    """Downloaded files whose checksums are not the official archive's (a partial download)."""
+
+
+class DataDownloadFailed(DataError, RuntimeError):
+    """``prepare_data`` could not download the data set (no network, a refused connection, ...)."""
+
+
+def download_or_explain(fetch: Callable[[], object], *, dataset: str, root: Path, source: str,
+                        expected: Sequence[Path]) -> None:  # fmt: skip
+    """Run ``fetch`` (a torchvision/torchaudio download); a failure says where to put the files by hand.
+
+    Raises:
+        DataDownloadFailed: the download failed; the message names ``root``, the files expected
+            there and ``download: false``.
+    """
+    try:
+        fetch()
+    except DataError:
+        raise
+    except (OSError, RuntimeError, ValueError) as error:  # URLError is an OSError; torchvision wraps some
+        shown = ", ".join(str(p) for p in list(expected)[:3]) + (" ..." if len(expected) > 3 else "")
+        first = " ".join(str(error).split())[:200] or type(error).__name__
+        raise DataDownloadFailed(
+            f"could not download {dataset} into {root} ({type(error).__name__}: {first}). Without network, fetch "
+            f"{source} on another machine, unpack it so that {shown} exist, and set `download: false` "
+            "(CLI: --data.init_args.download false)"
+        ) from error
+
+
 def check_loader_args(batch_size: int, num_workers: int) -> None:
     """Raise ``ValueError`` naming ``batch_size`` / ``num_workers`` when they are out of range."""
     if batch_size <= 0:
@@ -300,7 +346,7 @@ def require_files(paths: Sequence[Path], *, dataset: str, root: Path, download: 
         )
     else:
         how = "set `download: true` (CLI: --data.init_args.download true) to fetch them"
-    raise FileNotFoundError(
+    raise DataFileMissing(
         f"{dataset} not found under {root}: missing {shown}. To get it, {how}; or fetch "
         f"{source} yourself and unpack it so that these paths exist."
     )

@@ -25,6 +25,7 @@ from datamodules._common import (
     SplitsDataModule,
     check_choice,
     check_val_fraction,
+    download_or_explain,
     require_files,
     seeded_split,
 )
@@ -188,7 +189,10 @@ class TorchvisionSequenceDataModule(SplitsDataModule, ABC):
 
     def prepare_data(self) -> None:
         if self.download:  # torchvision fetches (and checks) the whole data set, both splits
-            self.vision_class(self.data_dir, train=False, download=True)
+            download_or_explain(
+                lambda: self.vision_class(self.data_dir, train=False, download=True), dataset=self.dataset_name,
+                root=Path(self.data_dir), source=self.source, expected=self.required_files(),
+            )  # fmt: skip
 
     def setup(self, stage: str | None = None) -> None:
         require_files(

@@ -24,6 +24,7 @@ from torch import Tensor
 from torchvision.datasets import CIFAR10
 from torchvision.datasets.utils import check_integrity
 
+from datamodules._common import DataChecksumMismatch
 from datamodules._vision import TorchvisionSequenceDataModule, check_labels
 
 Mode = Literal["row", "pixel"]
@@ -81,7 +82,7 @@ class SequentialCIFAR10DataModule(TorchvisionSequenceDataModule):
             data = CIFAR10(self.data_dir, train=train, download=False)
         except RuntimeError as err:  # torchvision's MD5 check failed; say which files failed it
             bad = [name for name, md5 in self._checksums() if not check_integrity(str(self.base_folder / name), md5)]
-            raise RuntimeError(
+            raise DataChecksumMismatch(
                 f"CIFAR-10 files under {self.base_folder} do not match the official archive's "
                 f"MD5 checksums (a partial download or altered files): {', '.join(bad) or 'none now'}; "
                 f"delete the folder and download again (download: true), or unpack {CIFAR10.url} there"

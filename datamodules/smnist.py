@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 from torchvision.datasets import MNIST, FashionMNIST
 
-from datamodules._common import check_choice
+from datamodules._common import DataFileInvalid, check_choice
 from datamodules._vision import TorchvisionSequenceDataModule, check_labels
 
 Mode = Literal["row", "pixel", "permuted"]
@@ -66,7 +66,7 @@ def check_idx_file(path: Path, *, shape: tuple[int, ...]) -> int:
     returned.
 
     Raises:
-        ValueError: naming ``path`` and what is wrong: gzip-compressed, a bad magic number, other
+        DataFileInvalid (a ValueError): naming ``path`` and what is wrong: gzip-compressed, a bad magic number, other
             item sizes than ``shape``, or a size that does not match the header (truncated or
             with trailing bytes).
 
@@ -79,27 +79,27 @@ def check_idx_file(path: Path, *, shape: tuple[int, ...]) -> int:
         header = f.read(header_size)
     size = path.stat().st_size
     if header[:2] == _GZIP_MAGIC:
-        raise ValueError(
+        raise DataFileInvalid(
             f"{path} is gzip-compressed: torchvision reads the unpacked IDX file; unpack it with "
             f"`gunzip -c {path.name}.gz > {path.name}` (or gunzip it in place and drop the .gz name)"
         )
     if len(header) < header_size:
-        raise ValueError(f"{path} is truncated: {size} bytes, shorter than an IDX header of {ndim} dimensions")
+        raise DataFileInvalid(f"{path} is truncated: {size} bytes, shorter than an IDX header of {ndim} dimensions")
     magic = struct.unpack(">I", header[:4])[0]
     expected_magic = 0x0800 + ndim
     if magic != expected_magic:
-        raise ValueError(
+        raise DataFileInvalid(
             f"{path} has magic number {magic:#010x}, not {expected_magic:#010x} (unsigned bytes, "
             f"{ndim} dimension{'s' if ndim > 1 else ''}): it is not an MNIST "
             f"{'image' if ndim > 1 else 'label'} file, or it is corrupt"
         )
     count, *item = struct.unpack(f">{ndim}I", header[4:])
     if tuple(item) != shape:
-        raise ValueError(f"{path} holds items of shape {tuple(item)}, expected {shape}")
+        raise DataFileInvalid(f"{path} holds items of shape {tuple(item)}, expected {shape}")
     expected_size = header_size + count * prod(shape)
     if size != expected_size:
         what = "truncated" if size < expected_size else "longer than its header says"
-        raise ValueError(
+        raise DataFileInvalid(
             f"{path} is {what}: {size} bytes, but its header ({count} items of shape {shape}) needs {expected_size}"
         )
     return count
@@ -186,7 +186,7 @@ class SequentialMNISTDataModule(TorchvisionSequenceDataModule):
         n_images = check_idx_file(image_file, shape=(28, 28))
         n_labels = check_idx_file(label_file, shape=())
         if n_images != n_labels:
-            raise ValueError(f"{image_file} holds {n_images} images but {label_file} holds {n_labels} labels")
+            raise DataFileInvalid(f"{image_file} holds {n_images} images but {label_file} holds {n_labels} labels")
         data = self.vision_class(self.data_dir, train=train, download=False)
         check_labels(data.targets, self.num_classes, source=str(label_file))
         return data.data.unsqueeze(-1), data.targets.long()  # (N, 28, 28, 1) uint8, (N,)

@@ -36,9 +36,11 @@ STEP_TARGET = "prune/step_target"
 # Graph measures (callbacks.expansion).
 GRAPH_PREFIX = "graph/"
 RAMANUJAN_FRACTION = "graph/ramanujan_fraction"
-"""Share of graphs judged Ramanujan among those with a defined verdict."""
+"""Share of the graphs the run prunes judged Ramanujan, among those with a defined verdict."""
 RAMANUJAN_UNDEFINED = "graph/ramanujan_undefined"
 """Number of graphs with no verdict (average degree < 3, no edges), logged beside the fraction."""
+UNPRUNED_PREFIX = "unpruned_"
+"""``graph/unpruned_<summary>``: a summary over the graphs the run does not prune (see :func:`unpruned`)."""
 MIN_DELTA_R = "graph/min_delta_r"
 GRAPH_SECONDS = "graph/seconds"
 GRAPH_TABLE = "graph/table"
@@ -104,6 +106,19 @@ def stopped_epoch(graph_name: str) -> str:
 def graph(graph_name: str, measure: str) -> str:
     """One measure of one graph: ``graph/<graph>/<measure>``."""
     return f"{GRAPH_PREFIX}{graph_name}/{measure}"
+
+
+def unpruned(summary_key: str) -> str:
+    """A ``graph/<summary>`` key taken over the graphs nobody prunes (the dense head) instead.
+
+    ``graph/ramanujan_fraction`` counts the pruned graphs only; the others' share is logged apart.
+
+    >>> unpruned(RAMANUJAN_FRACTION)
+    'graph/unpruned_ramanujan_fraction'
+    """
+    if not summary_key.startswith(GRAPH_PREFIX) or "/" in summary_key[len(GRAPH_PREFIX):]:
+        raise ValueError(f"{summary_key!r} is not a graph/<summary> key")
+    return f"{GRAPH_PREFIX}{UNPRUNED_PREFIX}{summary_key[len(GRAPH_PREFIX):]}"
 
 
 def degree_histogram(graph_name: str, side: str) -> str:

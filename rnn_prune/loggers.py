@@ -4,7 +4,8 @@ Offline logging needs nothing, but an *online* run needs an API key and a reacha
 ``wandb.init`` fails (no network, a bad key, a timeout) Lightning's logger raises and the run dies
 before its first step. :class:`WandbLogger` says up front that it is connecting and for how long at
 most, waits :data:`INIT_TIMEOUT_S` rather than W&B's 90 s, and then logs a warning and starts the
-same run offline, so the files can be uploaded later with ``wandb sync``. The CLI already switches
+same run offline, so the files can be uploaded later with ``wandb sync``. Offline runs are quiet
+(no history/summary dump at their end). The CLI already switches
 to offline up front when no API key is configured at all; this catches what can only be learnt by
 trying.
 
@@ -75,7 +76,22 @@ class WandbLogger(LightningWandbLogger):
                 self._experiment = None
                 self._offline = True
                 self._wandb_init["mode"] = "offline"
+        if self._experiment is None and self._offline:
+            self._quiet_offline()
         return super().experiment
+
+    def _quiet_offline(self) -> None:
+        """No run history/summary dump at the end of an offline run (the CLI's last line says how to
+        ``wandb sync``); a ``quiet`` the user set in ``settings`` or ``WANDB_QUIET`` wins."""
+        if "WANDB_QUIET" in os.environ:
+            return
+        import wandb
+
+        settings = self._wandb_init.get("settings")
+        if settings is None:
+            self._wandb_init["settings"] = wandb.Settings(quiet=True)
+        elif isinstance(settings, wandb.Settings) and "quiet" not in settings.model_fields_set:
+            settings.quiet = True
 
 
 class WandbRunId(Callback):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -71,6 +72,7 @@ _CURRENT: list[pytest.Item | None] = [None]
 _fit = Trainer.fit
 
 
+@functools.wraps(_fit)  # keeps fit's signature: LightningCLI reads the fit subcommand's arguments (--ckpt_path) from it
 def _counted_fit(self: Trainer, *args, **kwargs):
     self.callbacks.append(_EpochCount(_CURRENT[0]))
     return _fit(self, *args, **kwargs)

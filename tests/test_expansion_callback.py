@@ -68,7 +68,12 @@ def test_ramanujan_share_counts_only_defined_verdicts(tmp_path: Path) -> None:
     metrics = ExpansionMetrics(unfolded_every_n_epochs=None, measure_every_n_epochs={"imdb": None})
     rows = _fit(tmp_path, metrics)
     (row,) = [r for r in rows if r.get(keys.RAMANUJAN_FRACTION)]
-    verdicts = [float(v) for k, v in row.items() if k.endswith("/is_ramanujan") and v != ""]
+    logged = {k for r in rows for k, v in r.items() if v != ""}
+    pruned = {g for g in {keys.parse_graph_key(k)[0] for k in logged if keys.parse_graph_key(k)}
+              if keys.graph_sparsity(g) in logged}  # fmt: skip
+    assert pruned and "head" not in pruned  # the share counts the graphs the run prunes, not the dense head
+    verdicts = [float(v) for k, v in row.items() if k.endswith("/is_ramanujan") and v != ""
+                and keys.parse_graph_key(k)[0] in pruned]  # fmt: skip
     # counted here by hand: 1 = Ramanujan, 0 = not, NaN = no verdict (outside the denominator)
     ramanujan, not_ramanujan = verdicts.count(1.0), verdicts.count(0.0)
     undefined = sum(math.isnan(v) for v in verdicts)
@@ -78,6 +83,8 @@ def test_ramanujan_share_counts_only_defined_verdicts(tmp_path: Path) -> None:
     assert float(row[keys.RAMANUJAN_FRACTION]) == pytest.approx(ramanujan / (ramanujan + not_ramanujan))
     assert metrics.last_metrics[keys.RAMANUJAN_UNDEFINED] == undefined
     assert metrics.metrics_after(0) == metrics.last_metrics and metrics.metrics_after(1) == {}
+    head = float(row["graph/head/is_ramanujan"])  # the head's verdict: its own key, not in the share
+    assert float(row[keys.unpruned(keys.RAMANUJAN_FRACTION)]) == head
 
 
 @pytest.mark.parametrize(

@@ -469,12 +469,10 @@ def test_study_killed_mid_way_resumes_without_rerunning_finished_cells(tmp_path:
     with open(tmp_path / "first.log", "w") as log:
         first = subprocess.Popen(_study_command(out), env=env, stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True)  # fmt: skip
-        deadline = time.monotonic() + 600
         try:  # kill the whole study (its cell processes too) once the second cell saved an epoch
             while not ((dense / RESULT).is_file() and (ckpt := last_checkpoint(pruned / "fit")) is not None
                        and checkpoint_loads(ckpt)):  # fmt: skip
                 assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "the study did not reach its second cell in time"
                 time.sleep(0.1)
         finally:
             os.killpg(first.pid, signal.SIGKILL)
@@ -485,7 +483,7 @@ def test_study_killed_mid_way_resumes_without_rerunning_finished_cells(tmp_path:
     dense_result = (dense / RESULT).read_bytes()
     dense_mtime = (dense / RESULT).stat().st_mtime_ns
 
-    resumed = subprocess.run(_study_command(out), env=env, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(_study_command(out), env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert (dense / RESULT).read_bytes() == dense_result and (dense / RESULT).stat().st_mtime_ns == dense_mtime
     commands = [line for line in (pruned / "cell.log").read_text().splitlines() if line.startswith("$ ")]
@@ -502,7 +500,7 @@ def test_study_killed_mid_way_resumes_without_rerunning_finished_cells(tmp_path:
     assert math.isfinite(float(rows[1]["test_acc"])) and "Spearman" in (out / "summary.md").read_text()
 
     log_before = (pruned / "cell.log").read_text()
-    again = subprocess.run(_study_command(out), env=env, capture_output=True, text=True, timeout=600)
+    again = subprocess.run(_study_command(out), env=env, capture_output=True, text=True)
     assert again.returncode == 0 and (pruned / "cell.log").read_text() == log_before  # nothing ran again
 
 
@@ -605,14 +603,19 @@ class _FakeProcesses:
     def __init__(self) -> None:
         self.commands: list[list[str]] = []
 
-    def run(self, command: list[str], env: dict[str, str], log_path: Path, name: str, stage: str) -> None:
+    def run(self, command: list[str], env: dict[str, str], log_path: Path, name: str, stage: str,
+            ok_codes: tuple[int, ...] = (0,)) -> int:  # fmt: skip
         import torch
+
+        from rnn_prune import outcome
 
         self.commands.append(command)
         if stage == "fit":
             root = Path(command[command.index("--trainer.default_root_dir") + 1])
             (root / "checkpoints").mkdir(parents=True, exist_ok=True)
             torch.save({"epoch": 2}, root / "checkpoints" / "last.ckpt")
+            outcome.write_outcome(root, outcome.FitOutcome(outcome.COMPLETED, 0, "", 2, 3))
+        return 0
 
 
 @pytest.mark.parametrize("truncated", [True, False])

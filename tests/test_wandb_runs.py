@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -80,7 +79,7 @@ def test_ddp_on_cpu_logs_one_run_once_per_epoch_with_identical_masks(tmp_path: P
     )  # fmt: skip
     env = dict(os.environ, PYTHONPATH=str(ROOT), WANDB_MODE="offline", WANDB_SILENT="true")
     done = subprocess.run(
-        [sys.executable, "-m", "rnn_prune", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "rnn_prune", *args], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -118,7 +117,8 @@ def test_unreachable_wandb_server_falls_back_to_offline(tmp_path: Path) -> None:
     # An API key but no server (a closed loopback port): the online run cannot start. A fresh
     # process, since wandb keeps its settings (and Lightning its WANDB_MODE) process-wide. No
     # WANDB_INIT_TIMEOUT: the logger's own shorter wait applies, announced before it starts; the
-    # child shortens that constant to WAIT_S, so the test waits 3 s instead of INIT_TIMEOUT_S.
+    # child shortens that constant to WAIT_S, so the test waits 3 s instead of INIT_TIMEOUT_S. (No
+    # clock is read: the announced wait is the one set, see the test above; W&B's is 90 s.)
     wait_s = 3.0
     env = _clean_env(WANDB_API_KEY="0" * 40, WANDB_BASE_URL="http://127.0.0.1:9", WANDB_SILENT="true")
     args = quickstart_args("fit", tmp_path, "--trainer.max_epochs", "1", "--trainer.logger.init_args.offline", "false")
@@ -126,14 +126,12 @@ def test_unreachable_wandb_server_falls_back_to_offline(tmp_path: Path) -> None:
         f"import runpy, rnn_prune.loggers; rnn_prune.loggers.INIT_TIMEOUT_S = {wait_s}; "
         "runpy.run_module('rnn_prune', run_name='__main__')"
     )
-    started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-c", child, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", child, *args], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-3000:]
     notice = done.stderr.find(f"within {wait_s:.0f} s")
     assert 0 <= notice < done.stderr.find("logging offline instead"), "warned before the wait, not after"
-    assert time.monotonic() - started < wait_s + 60  # not W&B's own 90 s
     runs = [run for run in find_offline_runs(tmp_path) if run.name.startswith("offline-run-")]
     assert len(runs) == 1  # (beside the failed online attempt's own directory)
     assert wait_until_complete(runs[0])
@@ -150,7 +148,7 @@ def test_wandb_leaves_nothing_outside_the_root(tmp_path: Path) -> None:
     env = _clean_env(HOME=str(home), TMPDIR=str(tmp), WANDB_MODE="offline", WANDB_SILENT="true")
     args = quickstart_args("fit", root, "--trainer.max_epochs", "1")
     done = subprocess.run(
-        [sys.executable, "-m", "rnn_prune", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "rnn_prune", *args], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert find_offline_runs(root)

@@ -52,7 +52,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchaudio.datasets import SPEECHCOMMANDS
 
-from datamodules._common import GatherDataset, SplitsDataModule, check_choice, require_files
+from datamodules._common import GatherDataset, SplitsDataModule, check_choice, download_or_explain, require_files
 from datamodules.speech.audio import CLIP_SAMPLES, NOISE_FOLDER, URL, check_listed_clips, read_clip, read_noise
 from datamodules.speech.cache import cache_path, cached_array, remove_stale_temporaries
 from datamodules.speech.features import (
@@ -232,7 +232,10 @@ class SpeechCommandsDataModule(SplitsDataModule):
         wav files are read and the features computed once, not once per rank.
         """
         if self.download:  # subset="validation" reads one list instead of globbing 100k files
-            SPEECHCOMMANDS(self.data_dir, download=True, subset="validation")
+            download_or_explain(
+                lambda: SPEECHCOMMANDS(self.data_dir, download=True, subset="validation"),
+                dataset="Speech Commands v0.02", root=Path(self.data_dir), source=URL, expected=[self.root],
+            )  # fmt: skip
         self._require_tree()
         for path in remove_stale_temporaries(self.cache_dir):
             rank_zero_info(f"removed {path}, left by an interrupted cache fill")

@@ -181,10 +181,18 @@ class RunData:
         """
         return [g for g in self.graphs if self.has(keys.graph_sparsity(g))]
 
+    @property
+    def share_graphs(self) -> list[str]:
+        """The graphs the Ramanujan share counts: :attr:`pruned_graphs`, or for a run that prunes
+        nothing every weight graph (not the unfolded-in-time ones) -- as the metrics callback's
+        ``graph/ramanujan_fraction`` and the study count them."""
+        return self.pruned_graphs or [g for g in self.graphs if not g.endswith(keys.UNFOLDED_SUFFIX)]
+
     def _verdict_graphs(self, among: Iterable[str] | None = None) -> dict[str, np.ndarray]:
-        """Graph -> its per-epoch :meth:`verdicts`, for the graphs (among ``among``) that have them."""
-        candidates = self.graphs if among is None else [g for g in self.graphs if g in set(among)]
-        return {g: v for g in candidates if (v := self.verdicts(g)) is not None}
+        """Graph -> its per-epoch :meth:`verdicts`, for the graphs (among ``among``, default
+        :attr:`share_graphs`) that have them."""
+        wanted = set(self.share_graphs if among is None else among)
+        return {g: v for g in self.graphs if g in wanted and (v := self.verdicts(g)) is not None}
 
     def ramanujan_shares(self, among: Iterable[str] | None = None) -> list[RamanujanShare | None]:
         """Per epoch, :func:`~rnn_prune.expansion.verdict.ramanujan_share` over the graphs'
@@ -195,8 +203,8 @@ class RunData:
         Runs that logged neither fall back to the logged ``graph/ramanujan_fraction``
         (and ``graph/ramanujan_undefined`` where present, else 0 undefined; the defined count is then
         unknown and given as 0). The report never judges Δr itself: the verdict has one home.
-        ``among`` limits the share to those graphs (e.g. :attr:`pruned_graphs`); by default it is
-        over every measured graph, as the metrics callback's ``graph/ramanujan_fraction`` is.
+        ``among`` names the graphs to count; by default :attr:`share_graphs` (the pruned graphs),
+        as the metrics callback's ``graph/ramanujan_fraction`` and the study count them.
         """
         graphs = self._verdict_graphs(among)
         shares: list[RamanujanShare | None] = []
@@ -228,7 +236,7 @@ class RunData:
         return np.array([math.nan if s is None else s.fraction for s in shares], dtype=np.float64)
 
     def final_ramanujan_share(self, among: Iterable[str] | None = None) -> RamanujanShare | None:
-        """The share (over ``among``, default every graph) at the last epoch that measured graphs, or None."""
+        """The share (over ``among``, default :attr:`share_graphs`) at the last epoch that measured graphs, or None."""
         measured = [share for share in self.ramanujan_shares(among) if share is not None]
         return measured[-1] if measured else None
 

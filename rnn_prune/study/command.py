@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from rnn_prune.study.grid import build_grid
 from rnn_prune.study.provenance import cpu_name, gpu_name, record_invocation
-from rnn_prune.study.runner import Study, cell_status, slot_environments, visible_gpus
+from rnn_prune.study.runner import Study, StudyInterrupted, cell_status, slot_environments, visible_gpus
 from rnn_prune.study.summary import build_outputs
 
 __all__ = ["main"]
@@ -70,7 +71,8 @@ def _report(out: Path, errors: list[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the study; exit code 0, 1 when a cell failed, 2 for bad arguments."""
+    """Run the study; exit code 0, 1 when a cell failed, 2 for bad arguments, 143/130 when SIGTERM/SIGINT
+    stopped it (its cells stopped too, their ``last.ckpt`` kept for the rerun)."""
     parser = _parser()
     args, overrides = parser.parse_known_args(argv)
     if overrides and not overrides[0].startswith("--"):
@@ -119,7 +121,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                               cells_per_gpu=args.cells_per_gpu,
                               devices=[gpu_name(g) or g for g in gpus] if gpus else [cpu_name()])  # fmt: skip
             start = time.monotonic()
-            errors = study.run(chosen, slots=slots)
+            try:
+                errors = study.run(chosen, slots=slots)
+            except KeyboardInterrupt as stop:  # the cells were stopped (their last.ckpt kept): resumable
+                signum = stop.signum if isinstance(stop, StudyInterrupted) else signal.SIGINT
+                log.error("stopped by %s; rerun the same command to resume", signal.Signals(signum).name)
+                return 128 + int(signum)
             log.info("ran the grid's unfinished cells in %.0f s", time.monotonic() - start)
         return _report(args.out, errors)
     finally:

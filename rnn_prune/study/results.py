@@ -33,8 +33,8 @@ from rnn_prune.report import RunData, load_run
 from rnn_prune.study.grid import DENSE, Cell
 
 __all__ = ["COLUMNS", "DERIVED_VERSION", "SPARSITY_TOLERANCE", "atomic_write", "cell_result", "fit_fields",
-           "fit_summary", "refresh_result", "snr_columns", "study_rows", "write_json_atomic", "write_study_csv",
-           "write_text_atomic"]  # fmt: skip
+           "fit_summary", "read_result", "refresh_result", "snr_columns", "study_rows", "write_json_atomic",
+           "write_study_csv", "write_text_atomic"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,16 @@ COLUMNS = [
     "final_sparsity", "reached_target", "final_epoch", "val_acc", "test_acc",
     "ramanujan_share", "ramanujan_defined", "ramanujan_undefined", "min_delta_r", "min_delta_r_rel", "mean_imdb",
     "first_loss_sparsity", "first_loss_epoch", "first_loss_graph", "schedule_note", "imdb_defined", "imdb_undefined",
+    "stop_reason",
 ]  # fmt: skip
 """``study.csv``'s columns in order; ``test/acc@<snr>dB`` columns follow ``test_acc`` when logged.
 ``criterion`` is the cell's ``--criterion`` spec as the grid wrote it (``clustered:mixing=0.25``),
-``criterion_args`` its arguments alone (``mixing=0.25``; empty without)."""
+``criterion_args`` its arguments alone (``mixing=0.25``; empty without). ``stop_reason`` is empty
+for a fit that ran its last epoch, else why it stopped before (early stopping, divergence), from
+the fit's ``fit_outcome.json``."""
+
+RESULT_KEYS = ("config", "name", "kind", "sparsity", "seed")
+"""Keys every ``result.json`` has (the cell's own fields): one without them is not a result."""
 
 DERIVED_VERSION = 6
 """Version of the fields :func:`fit_fields` derives from a fit's log (1: IMDB was the last finite
@@ -87,12 +93,26 @@ def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, allow_nan=True) + "\n")
 
 
+def read_result(path: Path) -> dict[str, Any] | None:
+    """A cell's ``result.json``; None (with a warning naming the file) when it is missing a key, is not
+    JSON, or cannot be read: that cell is not done and runs again."""
+    try:
+        result = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        log.warning("%s is corrupt (%s): its cell counts as not done and runs again", path, error)
+        return None
+    missing = [key for key in RESULT_KEYS if key not in result] if isinstance(result, dict) else list(RESULT_KEYS)
+    if missing:
+        log.warning("%s is not a cell result (no %s): its cell counts as not done and runs again",
+                    path, ", ".join(missing))  # fmt: skip
+        return None
+    return result
+
+
 def _finite(value: float | None) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
-
-
-def _weight_graphs(run: RunData) -> list[str]:
-    return [g for g in run.graphs if not g.endswith(keys.UNFOLDED_SUFFIX)]
 
 
 def _relative_delta_r(run: RunData, graph: str, index: int) -> float | None:
@@ -136,7 +156,7 @@ def fit_summary(run: RunData) -> dict[str, Any]:
         values = run.columns.get(key)
         return _finite(values[final]) if values is not None else None
 
-    graphs = run.pruned_graphs or _weight_graphs(run)
+    graphs = run.share_graphs
     share = run.final_ramanujan_share(graphs)
     finals = [v[final] for g in graphs if (v := run.measure(g, m.delta_r.name)) is not None and np.isfinite(v[final])]
     min_delta_r = float(min(finals)) if finals else None  # (the logged graph/min_delta_r covers the head too)

@@ -9,10 +9,21 @@ Each cell is two processes, both the package's own CLI on the study's config:
 2. ``test`` of the same config on that ``last.ckpt`` -- the final epoch at its final sparsity,
    not the best checkpoint -- logged with a CSVLogger under ``OUT/runs/<cell>/test``.
 
-A cell is finished when ``OUT/runs/<cell>/result.json`` exists; it is written atomically (a
-temporary file renamed over it) only after both processes succeeded, so a killed cell never looks
-finished. ``fit.done`` marks a fit that completed, so a cell killed during its test does not train
-again. Cells write only their own folder, so invocations on other machines (SLURM array tasks,
+A cell is finished when ``OUT/runs/<cell>/result.json`` exists and reads as a result; it is
+written atomically (a temporary file renamed over it) only after both processes succeeded, so a
+killed cell never looks finished, and a corrupt one (hand-edited, a foreign file) is named in a
+warning and run again. ``fit.done`` marks a fit that *finished*: its ``fit_outcome.json`` (written
+by the CLI) says it reached its last epoch, or stopped for a recorded reason (early stopping, a
+diverged run: exit code 3), which ``result.json`` keeps as ``stop_reason``. A fit stopped by a
+signal (exit 143/130) or that ended without a recorded outcome is not done: the next invocation
+resumes it from its ``last.ckpt``. So a cell killed during its test does not train again, and one
+whose fit was cut short never reports the half-trained model.
+
+Cell processes die with the study: each is started with the parent-death signal SIGTERM
+(``prctl(PR_SET_PDEATHSIG)``, Linux), so even a ``kill -9`` of the study stops its fits (which
+then exit at the next batch, ``last.ckpt`` intact) instead of leaving them to race the rerun.
+
+Cells write only their own folder, so invocations on other machines (SLURM array tasks,
 ``--cell-index``) merge by copying ``runs/`` folders together.
 
 The schedule must reach its target inside the run: when the config's schedule ends at or after
@@ -33,7 +44,8 @@ service, where a killed fit's run would still be registered and its resume refus
 from __future__ import annotations
 
 import copy
-import json
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
@@ -50,12 +62,14 @@ from typing import Any
 
 import yaml
 
+from rnn_prune import outcome as outcomes
 from rnn_prune.config_entries import pruning_entries, rewrite_schedules
 from rnn_prune.study.grid import DENSE, Cell
 from rnn_prune.study.provenance import cell_provenance
-from rnn_prune.study.results import cell_result, refresh_result, write_json_atomic, write_text_atomic
+from rnn_prune.study.results import cell_result, read_result, refresh_result, write_json_atomic, write_text_atomic
 
-__all__ = ["CellError", "Study", "cell_environment", "cell_status", "checkpoint_loads", "slot_environments"]
+__all__ = ["CellError", "Study", "StudyInterrupted", "cell_environment", "cell_status", "checkpoint_loads",
+           "slot_environments"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +197,8 @@ def visible_gpus() -> list[str]:
 
 
 def cell_status(cell_dir: Path) -> str:
-    """``done`` (result written), ``partial`` (a run started) or ``todo``."""
-    if (cell_dir / RESULT).is_file():
+    """``done`` (a result that reads), ``partial`` (a run started; a corrupt result is warned about) or ``todo``."""
+    if (cell_dir / RESULT).is_file() and read_result(cell_dir / RESULT) is not None:
         return "done"
     return "partial" if cell_dir.is_dir() else "todo"
 
@@ -303,7 +317,13 @@ class Study:
                     cell_log.write(f"\n# study: {message}\n")
                 resume = None
             log.info("%s: %s", cell.name, f"resuming from {resume}" if resume else "fit")
-            processes.run(self.fit_command(cell, resume), env, cell_dir / CELL_LOG, cell.name, "fit")
+            (fit_dir / outcomes.OUTCOME_FILE).unlink(missing_ok=True)  # only this fit's outcome counts
+            processes.run(self.fit_command(cell, resume), env, cell_dir / CELL_LOG, cell.name, "fit",
+                          ok_codes=(outcomes.EXIT_OK, outcomes.EXIT_DIVERGED))  # fmt: skip
+            ended = outcomes.read_outcome(fit_dir)
+            if ended is None or not ended.finished:
+                why = ended.reason if ended is not None and ended.reason else f"no {outcomes.OUTCOME_FILE} written"
+                raise CellError(f"{cell.name}: the fit did not finish: {why}; rerun to resume it from its last.ckpt")
             (cell_dir / FIT_DONE).touch()
         ckpt = last_checkpoint(fit_dir)
         if ckpt is None:
@@ -311,8 +331,11 @@ class Study:
         log.info("%s: test of %s", cell.name, ckpt)
         processes.run(self.test_command(cell, ckpt), env, cell_dir / CELL_LOG, cell.name, "test")
         found = cell_result(cell, fit_dir, cell_dir / "test", fit_just_ran=fit_ran)
+        ended = outcomes.read_outcome(fit_dir)  # None for a fit done before outcomes were recorded
+        stop_reason = ended.reason if ended is not None and ended.status != outcomes.COMPLETED else None
         result = {**cell.to_dict(), **found, "checkpoint": str(ckpt), "schedule_note": self.schedule_note,
-                  "provenance": cell_provenance(env), "rerun": self.rerun(cell, env, ckpt)}  # fmt: skip
+                  "stop_reason": stop_reason, "provenance": cell_provenance(env),
+                  "rerun": self.rerun(cell, env, ckpt)}  # fmt: skip
         write_json_atomic(cell_dir / RESULT, result)
         return result
 
@@ -361,22 +384,31 @@ class _Processes:
         self._lock = threading.Lock()
         self._stopping = False
 
-    def run(self, command: list[str], env: dict[str, str], log_path: Path, name: str, stage: str) -> None:
+    def run(self, command: list[str], env: dict[str, str], log_path: Path, name: str, stage: str, *,
+            ok_codes: Sequence[int] = (0,)) -> int:  # fmt: skip
+        """Run ``command`` to its end, its output appended to ``log_path``; return its exit code.
+
+        Raises:
+            CellError: the study is stopping, or the exit code is not one of ``ok_codes``.
+        """
         with log_path.open("a") as log_file:
             log_file.write(f"\n$ {' '.join(command)}\n")
             log_file.flush()
             with self._lock:
                 if self._stopping:
                     raise CellError(f"{name}: study stopped before {stage}")
-                process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+                process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                           preexec_fn=_die_with_parent())  # fmt: skip
                 self._live.add(process)
             try:
                 code = process.wait()
             finally:
                 with self._lock:
                     self._live.discard(process)
-        if code != 0:
-            raise CellError(f"{name}: {stage} exited with code {code}; its output is in {log_path}")
+        if code not in ok_codes:
+            how = f"was stopped by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+            raise CellError(f"{name}: {stage} {how}; its output is in {log_path}")
+        return code
 
     def stop(self) -> None:
         with self._lock:
@@ -407,19 +439,55 @@ class _Processes:
                 signal.signal(signal.SIGTERM, previous)
 
 
+class StudyInterrupted(KeyboardInterrupt):
+    """The study got SIGTERM; ``signum`` gives its exit code (128 + signum), as Ctrl-C's is 130."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise StudyInterrupted(signum)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that gives the child SIGTERM when its parent dies (Linux ``prctl``); None elsewhere.
+
+    libc is looked up here, in the parent: between ``fork`` and ``exec`` the child only makes the call.
+    The signal goes when the *thread* that started the child ends; the study's worker threads live
+    until their cells' processes have ended.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return None
+    prctl = ctypes.CDLL(libc_name, use_errno=True).prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl: stop now
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
 
 
 def load_results(out: Path) -> Iterator[dict[str, Any]]:
     """Every finished cell's result under ``out/runs``, in folder-name order.
 
+    A corrupt ``result.json`` is skipped with a warning naming it (its cell counts as not done).
     A result whose log-derived fields predate :data:`~rnn_prune.study.results.DERIVED_VERSION` is
     re-derived from its ``fit`` folder (:func:`~rnn_prune.study.results.refresh_result`) and stored.
     """
     for path in sorted((out / "runs").glob(f"*/{RESULT}")):
-        with path.open() as file:
-            result = json.load(file)
+        result = read_result(path)
+        if result is None:  # corrupt: warned about by read_result; the cell runs again
+            continue
         refreshed = refresh_result(result, path.parent / "fit")
         if refreshed is not None:
             write_json_atomic(path, refreshed)

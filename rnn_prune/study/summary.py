@@ -131,6 +131,9 @@ def config_section(config: str, rows: Rows, images: Mapping[str, Path], result: 
     if missed:
         lines.append(f"**Missed the target sparsity by more than {SPARSITY_TOLERANCE:g} (unguarded):** "
                      f"{', '.join(missed)}.")  # fmt: skip
+    stopped = [f"{r['cell']} ({r['stop_reason']})" for r in rows if r.get("stop_reason")]
+    if stopped:
+        lines.append(f"**Stopped before their last epoch:** {'; '.join(stopped)}.")
     lines += ["", "### The question: does accuracy follow expansion?", "", *_statistics(result, rows), "",
               "### Cells", "", *_table(rows), ""]  # fmt: skip
     lines += [f"![{name}]({path.name})" for name, path in images.items()]
