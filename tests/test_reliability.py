@@ -4,6 +4,7 @@ checkpoints, the run-root lock, one Ramanujan share, one-line errors, quiet logs
 from __future__ import annotations
 
 import ast
+import csv
 import errno
 import io
 import json
@@ -36,6 +37,7 @@ from rnn_prune import keys, outcome
 from rnn_prune.checkpoint_io import AtomicCheckpointIO, CheckpointWriteError, atomic_torch_save
 from rnn_prune.cli import CHECKPOINT_DIR, ConfigError, FitStopped, console_main, main, one_line_parse_error
 from rnn_prune.expansion import LayerExpansion
+from rnn_prune.expansion.measures import MEASURES
 from rnn_prune.module import SequenceClassifier
 from rnn_prune.report.runs import RunData
 from rnn_prune.run_lock import LOCK_FILE, RunRootLock
@@ -84,24 +86,39 @@ class InterruptMidEpoch(SignalMidEpoch):
     signum = signal.SIGINT
 
 
-@pytest.mark.parametrize(("callback", "code", "name"), [("SignalMidEpoch", 143, "SIGTERM"),
-                                                         ("InterruptMidEpoch", 130, "SIGINT")])  # fmt: skip
-def test_a_signal_stops_the_fit_nonzero_after_last_ckpt(callback: str, code: int, name: str, trained: Path,
-                                                        tmp_path: Path) -> None:  # fmt: skip
-    root, last = _copy(trained, tmp_path)
+SIGNALS = [("SignalMidEpoch", 143, "SIGTERM"), ("InterruptMidEpoch", 130, "SIGINT")]
+
+
+def _fit_until_signalled(callback: str, root: Path, *extra: str) -> outcome.FitOutcome:
     sigint = signal.getsignal(signal.SIGINT)  # Lightning ignores Ctrl-C from then on; restore it
     try:
         with pytest.raises(FitStopped) as stopped:
             main(quickstart_args("fit", root, "--trainer.max_epochs", "3", "--trainer.logger", "false",
-                                 f"--trainer.callbacks+=tests.test_reliability.{callback}", "--ckpt_path", str(last)))
+                                 f"--trainer.callbacks+=tests.test_reliability.{callback}", *extra))  # fmt: skip
     finally:
         signal.signal(signal.SIGINT, sigint)
-    ended = stopped.value.outcome
+    assert outcome.read_outcome(root) == stopped.value.outcome  # recorded for the study
+    return stopped.value.outcome
+
+
+@pytest.mark.parametrize(("callback", "code", "name"), SIGNALS)
+def test_a_signal_stops_the_fit_nonzero(callback: str, code: int, name: str, tmp_path: Path) -> None:
+    ended = _fit_until_signalled(callback, tmp_path)
     assert ended.exit_code == code and ended.status == outcome.INTERRUPTED and not ended.finished
+    assert ended.reason == f"fit stopped by {name} in epoch 0 of 3; before any checkpoint was written: start it again"
+    assert not (tmp_path / CHECKPOINT_DIR / "last.ckpt").exists()
+
+
+@pytest.mark.slow  # the trained epoch, then part of a second
+@pytest.mark.parametrize(("callback", "code", "name"), SIGNALS)
+def test_a_signal_after_an_epoch_leaves_last_ckpt_to_resume(callback: str, code: int, name: str, trained: Path,
+                                                            tmp_path: Path) -> None:  # fmt: skip
+    root, last = _copy(trained, tmp_path)
+    ended = _fit_until_signalled(callback, root, "--ckpt_path", str(last))
+    assert ended.exit_code == code and ended.checkpoint == str(last)
     assert ended.reason == (f"fit stopped by {name} in epoch 1 of 3; {last} holds epoch 0, the last whole one; "
                             f"resume with --ckpt_path {last}")  # fmt: skip
     assert _epoch(last) == 0  # the last whole epoch, loadable
-    assert outcome.read_outcome(root) == ended  # recorded for the study
 
 
 def test_console_exit_code_and_one_line_for_a_sigterm(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -248,9 +265,21 @@ def test_the_cli_writes_checkpoints_atomically_unless_told_otherwise(tmp_path: P
     assert type(own.trainer.strategy.checkpoint_io) is TorchCheckpointIO
 
 
-def test_a_full_disk_ends_the_fit_nonzero_and_keeps_last_ckpt(trained: Path, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch,
-                                                              capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+def test_a_full_disk_ends_the_fit_nonzero_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    monkeypatch.setattr(torch, "save", _failing_save(torch.save))
+    with pytest.raises(SystemExit) as exit_info:
+        console_main(quickstart_args("fit", tmp_path, "--trainer.max_epochs", "1", "--trainer.logger", "false"))
+    assert exit_info.value.code == outcome.EXIT_CHECKPOINT_WRITE
+    err = capsys.readouterr().err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"error: could not write checkpoint {tmp_path / CHECKPOINT_DIR}") and "No space left" in line
+    assert "Traceback" not in err and not list((tmp_path / CHECKPOINT_DIR).iterdir())  # nothing half-written
+
+
+@pytest.mark.slow  # the trained epoch, then a resumed one
+def test_a_full_disk_on_resume_keeps_last_ckpt(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture) -> None:  # fmt: skip
     root, last = _copy(trained, tmp_path)
     monkeypatch.setattr(torch, "save", _failing_save(torch.save))
     with pytest.raises(SystemExit) as exit_info:
@@ -307,15 +336,17 @@ def test_a_truncated_ckpt_path_is_refused_before_anything_is_written(trained: Pa
 
 
 def _expansion(is_ramanujan: bool | None) -> LayerExpansion:
-    return SimpleNamespace(is_ramanujan=is_ramanujan, delta_r=0.5 if is_ramanujan else math.nan)
+    return LayerExpansion({"is_ramanujan": is_ramanujan, "delta_r": 0.5 if is_ramanujan else -1.0})
 
 
-def test_summary_counts_the_pruned_graphs_and_logs_the_head_apart() -> None:
+def test_summaries_count_the_pruned_graphs_and_log_the_head_apart() -> None:
     expansions = {"lstm.l0.hh": _expansion(None), "lstm.l0.ih": _expansion(False), "head": _expansion(True)}
-    out = summarize(expansions, ["is_ramanujan"], pruned={"lstm.l0.hh", "lstm.l0.ih"})
+    out = summarize(expansions, MEASURES.select(["is_ramanujan", "delta_r"]), pruned={"lstm.l0.hh", "lstm.l0.ih"})
     assert out[keys.RAMANUJAN_FRACTION] == 0.0 and out[keys.RAMANUJAN_UNDEFINED] == 1.0
     assert out[keys.unpruned(keys.RAMANUJAN_FRACTION)] == 1.0 == out["graph/unpruned_ramanujan_fraction"]
+    assert out[keys.MIN_DELTA_R] == -1.0 and out[keys.unpruned(keys.MIN_DELTA_R)] == 0.5
     assert keys.parse_graph_key(keys.unpruned(keys.RAMANUJAN_FRACTION)) is None  # not mistaken for a graph
+    assert summarize(expansions, MEASURES.select(["is_ramanujan"]))[keys.RAMANUJAN_FRACTION] == 0.5  # no pruning
 
 
 def test_callback_report_and_study_give_one_share_at_high_sparsity(tmp_path: Path) -> None:
@@ -324,15 +355,17 @@ def test_callback_report_and_study_give_one_share_at_high_sparsity(tmp_path: Pat
     model = SequenceClassifier(8, 10, cell="gru", hidden_size=24)
     trainer = L.Trainer(
         max_epochs=1, callbacks=[ScheduledPruning(0.99), ExpansionMetrics(unfolded_every_n_epochs=None,
-                                                                            imdb_every_n_epochs=None)],
+                                                                            measure_every_n_epochs={"imdb": None})],
         logger=CSVLogger(tmp_path, name="csv"), enable_progress_bar=False, enable_model_summary=False,
         enable_checkpointing=False, accelerator="cpu", limit_train_batches=2, limit_val_batches=1,
     )  # fmt: skip
     trainer.fit(model, DigitsDataModule(batch_size=128))
-    logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    with open(next(tmp_path.rglob("metrics.csv"))) as file:
+        rows = list(csv.DictReader(file))
+    (logged,) = [{k: float(v) for k, v in r.items() if v != ""} for r in rows if r.get(keys.RAMANUJAN_FRACTION)]
     assert math.isnan(logged[keys.RAMANUJAN_FRACTION])  # main: 1.0, the head alone
-    assert logged[keys.unpruned(keys.RAMANUJAN_FRACTION)] == 1.0
-    run = RunData.from_rows("run", [{**logged, "epoch": 0}])
+    assert logged[keys.unpruned(keys.RAMANUJAN_FRACTION)] == 1.0 == logged[keys.graph("head", "is_ramanujan")]
+    run = RunData.from_rows("run", rows)
     assert run.final_ramanujan_share().num_defined == 0 and math.isnan(run.final_ramanujan_share().fraction)
     assert fit_summary(run)["ramanujan_share"] is None and run.share_graphs == run.pruned_graphs
 

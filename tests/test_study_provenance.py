@@ -18,6 +18,7 @@ from rnn_prune.study.command import main
 from rnn_prune.study.grid import build_grid
 from rnn_prune.study.runner import RESULT, Study
 from tests.conftest import CONFIGS, offline_wandb_env
+from tests.test_study_command import _FakeProcesses  # its fit records a finished outcome, as a real one does
 
 QUICKSTART = str(CONFIGS / "quickstart.yaml")
 
@@ -35,22 +36,6 @@ def test_cell_provenance_records_threads_and_device() -> None:
     assert record["threads"] == 1 and record["gpu"] is None and record["cpu"] == provenance.cpu_name()
     assert record["torch"] == provenance.versions()["torch"] and "git_commit" in record
     assert provenance.cell_provenance({"CUDA_VISIBLE_DEVICES": "no-such-gpu"})["gpu"] is None
-
-
-class _FakeProcesses:
-    """Records the cell's commands; its "fit" saves a loadable last.ckpt, as a finished fit would."""
-
-    def __init__(self) -> None:
-        self.commands: list[list[str]] = []
-
-    def run(self, command: list[str], env: dict[str, str], log_path: Path, name: str, stage: str) -> None:
-        import torch
-
-        self.commands.append(command)
-        if stage == "fit":
-            root = Path(command[command.index("--trainer.default_root_dir") + 1])
-            (root / "checkpoints").mkdir(parents=True, exist_ok=True)
-            torch.save({"epoch": 2}, root / "checkpoints" / "last.ckpt")
 
 
 def test_result_json_records_provenance_and_how_to_rerun_the_cell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -110,7 +95,7 @@ def _study(out: Path, sparsities: list[str], parallel: int, env: dict[str, str])
     argv = [sys.executable, "-m", "rnn_prune.study", "--config", QUICKSTART, "--sparsity", *sparsities,
             "--seeds", "0", "--out", str(out), "--parallel", str(parallel), "--trainer.max_epochs", "2",
             "--trainer.enable_model_summary", "false"]  # fmt: skip
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
+    return subprocess.run(argv, env=env, capture_output=True, text=True)
 
 
 @pytest.mark.slow
