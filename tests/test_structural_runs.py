@@ -114,7 +114,7 @@ def _study(config: Path, out: Path, env: dict[str, str]) -> list[dict[str, str]]
                "--criterion", "biregular", "clustered:mixing=0", "rewired", "--seeds", "0", "--out", str(out),
                "--parallel", "2", "--trainer.max_epochs", "2", "--trainer.enable_model_summary", "false",
                *SHORT]  # fmt: skip
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     with open(out / "study.csv") as file:
         return list(csv.DictReader(file))
