@@ -395,12 +395,21 @@ class RNNPruneCLI(LightningCLI):
     def _record_outcome(self, *, finish_wandb: bool) -> None:
         if self.outcome is None or not self.trainer.is_global_zero:
             return
+        # The disk that refused a checkpoint may refuse these writes too: the outcome's own line
+        # (the exit code, the path) must still reach the user, so a failure here is one warning.
         if not _SCHEME.match(str(self.trainer.default_root_dir)):
-            outcomes.write_outcome(Path(self.trainer.default_root_dir), self.outcome)
+            try:
+                outcomes.write_outcome(Path(self.trainer.default_root_dir), self.outcome)
+            except OSError as error:
+                sys.stderr.write(f"warning: could not record the fit's outcome in {self.trainer.default_root_dir}: "
+                                 f"{error.strerror or error}\n")
         if finish_wandb:  # a fit cut off: close its W&B run as failed (the next session resumes it)
             for logger in self.trainer.loggers:
                 if isinstance(logger, WandbLogger) and logger._experiment is not None:
-                    logger.experiment.finish(exit_code=self.outcome.exit_code)
+                    try:
+                        logger.experiment.finish(exit_code=self.outcome.exit_code)
+                    except Exception as error:  # noqa: BLE001 -- W&B's own failure must not hide the outcome
+                        sys.stderr.write(f"warning: could not close the W&B run: {_one_line(error)}\n")
 
     def _last_checkpoint(self) -> tuple[str | None, int | None]:
         """The newest ``last*.ckpt`` any ModelCheckpoint wrote, and the epoch it holds."""

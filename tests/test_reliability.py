@@ -265,9 +265,18 @@ def test_the_cli_writes_checkpoints_atomically_unless_told_otherwise(tmp_path: P
     assert type(own.trainer.strategy.checkpoint_io) is TorchCheckpointIO
 
 
+def _full_disk_for_outcomes(root: Path, result: object) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("outcome_fits", [True, False], ids=["outcome-written", "outcome-refused-too"])
 def test_a_full_disk_ends_the_fit_nonzero_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                      capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+                                                      capsys: pytest.CaptureFixture, outcome_fits: bool) -> None:  # fmt: skip
+    """On a real full disk the outcome file cannot be written either: the exit code and the
+    checkpoint's line must survive that (a warning says the outcome was not recorded)."""
     monkeypatch.setattr(torch, "save", _failing_save(torch.save))
+    if not outcome_fits:
+        monkeypatch.setattr(outcome, "write_outcome", _full_disk_for_outcomes)
     with pytest.raises(SystemExit) as exit_info:
         console_main(quickstart_args("fit", tmp_path, "--trainer.max_epochs", "1", "--trainer.logger", "false"))
     assert exit_info.value.code == outcome.EXIT_CHECKPOINT_WRITE

@@ -14,6 +14,7 @@ import pytest
 import wandb
 from matplotlib.image import imread
 
+from datamodules import DigitsDataModule
 from rnn_prune import keys, report
 from rnn_prune.cli import main
 from rnn_prune.wandb_offline import find_offline_runs, read_run, wait_until_complete
@@ -65,7 +66,12 @@ def test_report_on_quickstart_runs_writes_figures_and_matching_table(study: dict
     assert _last_logged(study["guarded"], keys.SPARSITY) < _last_logged(study["unguarded"], keys.SPARSITY)
 
 
-def test_readme_flow_fit_then_test_then_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def _unreadable_test_split(self: DigitsDataModule) -> None:
+    raise OSError("unreadable test split")
+
+
+def test_readme_flow_fit_then_test_then_report(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's flow in one root: ``fit``, ``test --ckpt_path …/last.ckpt``, a failed start,
     then the report. Today's report read the newest W&B run (the test, or the empty failed start)
     and stopped with "has no column val/acc"; it must read the fit and take its test acc from the
@@ -74,8 +80,12 @@ def test_readme_flow_fit_then_test_then_report(tmp_path: Path, capsys: pytest.Ca
     main(quickstart_args("fit", root, "--trainer.max_epochs", "2"))
     (last,) = root.rglob("last.ckpt")
     main(quickstart_args("test", root, "--ckpt_path", str(last)))
-    with pytest.raises(FileNotFoundError):  # a failed start: leaves a W&B run with no history
-        main(quickstart_args("test", root, "--ckpt_path", str(root / "missing.ckpt")))
+    # A failed start after its W&B run began (a missing checkpoint is refused before any run
+    # starts, so the failure comes from the data): it leaves a W&B run with no history.
+    monkeypatch.setattr(DigitsDataModule, "test_dataloader", _unreadable_test_split)
+    with pytest.raises(OSError, match="unreadable test split"):
+        main(quickstart_args("test", root, "--ckpt_path", str(last)))
+    monkeypatch.undo()
     wandb.finish()  # in a process of its own, the failed start's run is closed at exit
     sessions = {}
     for run_dir in find_offline_runs(root):
