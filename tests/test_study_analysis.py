@@ -178,6 +178,18 @@ def test_an_effect_that_cannot_be_estimated_is_inconclusive(values: list, strata
     assert note in effect.note
 
 
+def test_a_measure_that_is_zero_in_every_kept_cell_is_not_read_as_another_columns_effect() -> None:
+    """A Ramanujan share of 0 in every stratum with two cells, varying only in a singleton stratum
+    (left out): its column is all zero, and must not be dropped with the empty levels -- the fit
+    then read the first stratum's mean drop as the measure's effect ("contradicts", p ~ 1e-6)."""
+    rng = np.random.default_rng(1)
+    strata = [s for s in range(3) for _ in range(3)] + [99]
+    drops = [0.08 + 0.05 * s + rng.normal(0, 0.002) for s in strata[:9]] + [0.5]
+    effect = analysis.fit_effect(drops, [0.0] * 9 + [1.0], strata, [0, 1, 2] * 3 + [0])
+    assert effect.reading == "inconclusive" and effect.estimate is None
+    assert "varies inside too few strata" in effect.note
+
+
 def test_fit_effect_rejects_columns_of_unequal_length() -> None:
     with pytest.raises(ValueError, match="one entry per cell"):
         analysis.fit_effect([0.1], [1.0, 2.0], [0], [0])

@@ -224,7 +224,9 @@ def fit_effect(
     counts_kw = {"n_missing": n_missing, "sd": sd, "n_cells": len(keep), "n_seeds": n_seeds, "n_strata": n_strata}
     if not keep:
         return _not_estimable("no stratum holds two cells with a value", **counts_kw)
-    design = design[:, design.any(axis=0)]
+    present = design.any(axis=0)  # levels no kept cell has drop out; the measure's column never does
+    present[0] = True  # (a measure 0 in every kept cell must read "does not vary", not another column's effect)
+    design = design[:, present]
     others = design[:, 1:]
     z = design[:, 0]
     residual = z - others @ np.linalg.lstsq(others, z, rcond=None)[0]
