@@ -358,12 +358,15 @@ def test_summaries_count_the_pruned_graphs_and_log_the_head_apart() -> None:
     assert summarize(expansions, MEASURES.select(["is_ramanujan"]))[keys.RAMANUJAN_FRACTION] == 0.5  # no pruning
 
 
-def test_callback_report_and_study_give_one_share_at_high_sparsity(tmp_path: Path) -> None:
-    """At 99 % the pruned graphs have no verdict and only the dense head is Ramanujan: every reader says n/a."""
+@pytest.mark.parametrize("log_per_graph", [True, False])
+def test_callback_report_and_study_give_one_share_at_high_sparsity(tmp_path: Path, log_per_graph: bool) -> None:
+    """At 99 % the pruned graphs have no verdict and only the dense head is Ramanujan: every reader
+    says n/a -- also when the pruning callback logs no per-graph sparsity (the report then finds the
+    pruned graphs by their measured mask sparsity)."""
     L.seed_everything(0)
     model = SequenceClassifier(8, 10, cell="gru", hidden_size=24)
     trainer = L.Trainer(
-        max_epochs=1, callbacks=[ScheduledPruning(0.99), ExpansionMetrics(unfolded_every_n_epochs=None,
+        max_epochs=1, callbacks=[ScheduledPruning(0.99, log_per_graph=log_per_graph), ExpansionMetrics(unfolded_every_n_epochs=None,
                                                                             measure_every_n_epochs={"imdb": None})],
         logger=CSVLogger(tmp_path, name="csv"), enable_progress_bar=False, enable_model_summary=False,
         enable_checkpointing=False, accelerator="cpu", limit_train_batches=2, limit_val_batches=1,
@@ -377,6 +380,7 @@ def test_callback_report_and_study_give_one_share_at_high_sparsity(tmp_path: Pat
     run = RunData.from_rows("run", rows)
     assert run.final_ramanujan_share().num_defined == 0 and math.isnan(run.final_ramanujan_share().fraction)
     assert fit_summary(run)["ramanujan_share"] is None and run.share_graphs == run.pruned_graphs
+    assert run.pruned_graphs and "head" not in run.pruned_graphs
 
 
 # --- 5. one-line errors -------------------------------------------------------------------------

@@ -174,12 +174,19 @@ class RunData:
 
     @property
     def pruned_graphs(self) -> list[str]:
-        """The graphs the pruning callback pruned: those with a logged ``prune/<graph>/sparsity``.
+        """The graphs the pruning callback pruned: those with a logged ``prune/<graph>/sparsity``,
+        or, for a run that pruned without logging them (``log_per_graph: false``), those whose
+        measured mask sparsity (``graph/<graph>/sparsity``) rose above 0.
 
         Empty for a run without pruning. The metrics callback also measures graphs nobody prunes
         (the dense head); a study of pruning asks about these ones.
         """
-        return [g for g in self.graphs if self.has(keys.graph_sparsity(g))]
+        logged = [g for g in self.graphs if self.has(keys.graph_sparsity(g))]
+        if logged or self.never_pruned:
+            return logged
+        measured = {g: self.measure(g, m.sparsity.name) for g in self.graphs}
+        return [g for g, values in measured.items()
+                if values is not None and bool(np.nanmax(values, initial=0.0) > 0)]  # fmt: skip
 
     @property
     def share_graphs(self) -> list[str]:
