@@ -44,6 +44,11 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
             value = yaml.safe_load(text)
         except yaml.YAMLError:
             value = text
+        if isinstance(value, str):  # YAML 1.1 reads ``1e-1`` as text: a number is a number
+            try:
+                value = float(text)
+            except ValueError:
+                pass
         if isinstance(value, list | dict):
             raise ValueError(f"{spec!r}: {key}={text} must be a single value")
         args[key] = value
@@ -64,7 +69,14 @@ def format_spec(name: str, args: Mapping[str, Any]) -> str:
 
 
 def _text(value: Any) -> str:
-    """A scalar as YAML writes it (``0.5``, ``true``, ``random``), so that it parses back to itself."""
+    """A scalar as YAML writes it (``0.5``, ``true``, ``random``), so that it parses back to itself;
+    a whole float as an integer, so that ``mixing=1`` and ``mixing=1.0`` are one cell.
+
+    >>> _text(1.0), _text(1), _text(1e-1), _text(True), _text("random")
+    ('1', '1', '0.1', 'true', 'random')
+    """
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
 
 
@@ -83,7 +95,9 @@ def spec_label(spec: str) -> str:
 
     >>> spec_label("my.pkg.TopK"), spec_label("clustered:mixing=0.25,blocks=4")
     ('TopK', 'clustered_blocks=4_mixing=0.25')
+    >>> spec_label("rewired:source=clustered:mixing=0")  # a nested spec: no ':' in a folder name
+    'rewired_source=clustered-mixing=0'
     """
     name, args = parse_spec(spec)
     parts = [name.rsplit(".", 1)[-1], *(f"{key}={_text(args[key])}" for key in sorted(args))]
-    return "_".join(parts).replace("/", "-")
+    return "_".join(parts).replace("/", "-").replace(":", "-")

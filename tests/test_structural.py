@@ -133,6 +133,10 @@ def test_specs_parse_format_and_resolve_with_their_arguments() -> None:
     assert format_spec(*parse_spec("rewired:source=random,swaps=1")) == "rewired:source=random,swaps=1"
     assert spec_args("clustered:mixing=.5,blocks=4") == "blocks=4,mixing=0.5" and spec_args("random") is None
     assert spec_label("my.pkg.Clustered:mixing=0") == "Clustered_mixing=0"
+    # one setting, one spelling: a whole float is its integer, YAML 1.1's "1e-1" a number
+    assert format_spec(*parse_spec("clustered:mixing=1.0")) == format_spec(*parse_spec("clustered:mixing=1"))
+    assert parse_spec("clustered:mixing=1e-1") == ("clustered", {"mixing": 0.1})
+    assert ":" not in spec_label("rewired:source=clustered:mixing=0")
     clustered = resolve_criterion("clustered:mixing=0.5,blocks=4")
     assert isinstance(clustered, ClusteredCriterion) and (clustered.blocks, clustered.mixing) == (4, 0.5)
     by_path = resolve_criterion("rnn_prune.criteria.ClusteredCriterion:mixing=1")
