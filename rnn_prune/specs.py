@@ -7,6 +7,7 @@ values of one flag. No torch here: the study's grid reads specs before any fit s
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -45,10 +46,8 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
         except yaml.YAMLError:
             value = text
         if isinstance(value, str):  # YAML 1.1 reads ``1e-1`` as text: a number is a number
-            try:
+            with contextlib.suppress(ValueError):
                 value = float(text)
-            except ValueError:
-                pass
         if isinstance(value, list | dict):
             raise ValueError(f"{spec!r}: {key}={text} must be a single value")
         args[key] = value

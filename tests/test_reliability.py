@@ -270,8 +270,9 @@ def _full_disk_for_outcomes(root: Path, result: object) -> None:
 
 
 @pytest.mark.parametrize("outcome_fits", [True, False], ids=["outcome-written", "outcome-refused-too"])
-def test_a_full_disk_ends_the_fit_nonzero_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                      capsys: pytest.CaptureFixture, outcome_fits: bool) -> None:  # fmt: skip
+def test_a_full_disk_ends_the_fit_nonzero_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, outcome_fits: bool
+) -> None:
     """On a real full disk the outcome file cannot be written either: the exit code and the
     checkpoint's line must survive that (a warning says the outcome was not recorded)."""
     monkeypatch.setattr(torch, "save", _failing_save(torch.save))
@@ -366,8 +367,9 @@ def test_callback_report_and_study_give_one_share_at_high_sparsity(tmp_path: Pat
     L.seed_everything(0)
     model = SequenceClassifier(8, 10, cell="gru", hidden_size=24)
     trainer = L.Trainer(
-        max_epochs=1, callbacks=[ScheduledPruning(0.99, log_per_graph=log_per_graph), ExpansionMetrics(unfolded_every_n_epochs=None,
-                                                                            measure_every_n_epochs={"imdb": None})],
+        max_epochs=1,
+        callbacks=[ScheduledPruning(0.99, log_per_graph=log_per_graph),
+                   ExpansionMetrics(unfolded_every_n_epochs=None, measure_every_n_epochs={"imdb": None})],
         logger=CSVLogger(tmp_path, name="csv"), enable_progress_bar=False, enable_model_summary=False,
         enable_checkpointing=False, accelerator="cpu", limit_train_batches=2, limit_val_batches=1,
     )  # fmt: skip

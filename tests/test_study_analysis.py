@@ -203,6 +203,13 @@ def test_strata_are_criterion_and_final_sparsity() -> None:
     assert analysis.stratum_of({**reached, "criterion": "random"}) != analysis.stratum_of(reached)
     assert analysis.stratum_of({**reached, "final_sparsity": None}) == analysis.stratum_of(reached)  # the target
     assert analysis.stratum_of({"kind": "dense", "final_sparsity": 0.0}) is None
+    # numeric settings are dials of one family (same degrees); a named source is another family
+    mixings = [analysis.stratum_of({**reached, "criterion": f"clustered:mixing={m}"}) for m in (0, 0.25, 1)]
+    assert mixings[0] == mixings[1] == mixings[2] == analysis.stratum_of({**reached, "criterion": "clustered"})
+    assert analysis.stratum_of({**reached, "criterion": "rewired:swaps=0.5"}) == analysis.stratum_of(
+        {**reached, "criterion": "rewired"})  # fmt: skip
+    assert analysis.stratum_of({**reached, "criterion": "rewired:source=random"}) != analysis.stratum_of(
+        {**reached, "criterion": "rewired"})  # fmt: skip
     assert analysis.stratum_of({**reached, "final_sparsity": 0.99}) != analysis.stratum_of(
         {**reached, "final_sparsity": 0.995})  # fmt: skip
 

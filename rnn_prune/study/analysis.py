@@ -9,10 +9,13 @@ the data to choose how to test it.
 - **Strata.** Pruning criterion × final sparsity level: the sparsity a model really has (a guard
   stops short of its target), on a grid of :data:`STRATUM_STEP` decades of density ``1 − s``.
   Inside a stratum cells differ by seed, by guard and (with structural criteria) by how well they
-  expand; those differences are what the effect is estimated from. The criterion is its *name*:
-  the settings of one criterion (``clustered:mixing=0`` and ``clustered:mixing=0.5``) share a
-  stratum, since they hold sparsity and degrees fixed and differ in expansion alone. Strata with one cell carry no
-  information and are left out; dense cells (nothing pruned) too.
+  expand; those differences are what the effect is estimated from. The criterion is its *name*
+  with its non-numeric arguments: the numeric settings of one criterion (``clustered:mixing=0``
+  and ``clustered:mixing=0.5``, ``rewired:swaps=0.5``) share a stratum, since they are dials that
+  hold sparsity and degrees fixed and differ in expansion alone, while a named argument picks
+  another family (``rewired:source=random`` keeps random's degrees, not magnitude's) and so
+  another stratum. Strata with one cell carry no information and are left out; dense cells
+  (nothing pruned) too.
 - **Model.** Ordinary least squares ``drop ~ z + C(stratum) + C(seed)`` (``statsmodels`` OLS),
   where ``z`` is the expansion measure over its standard deviation across the study's pruned
   cells. Seeds are the replicates: a seed's initialisation and data order shift all its cells
@@ -54,7 +57,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as scipy_stats
 
-from rnn_prune.specs import parse_spec
+from rnn_prune.specs import format_spec, parse_spec
 from rnn_prune.study import stats
 from rnn_prune.study.grid import DENSE
 
@@ -135,8 +138,20 @@ def reading(ci95: tuple[float, float] | None, margin: float = MARGIN) -> str:
     return "inconclusive"
 
 
+def stratum_criterion(spec: str) -> str:
+    """The criterion part of a stratum: the name and its non-numeric arguments (numeric ones are
+    the dials a stratum pools, see the module).
+
+    >>> stratum_criterion("clustered:mixing=0.5,blocks=4"), stratum_criterion("rewired:source=random,swaps=0.5")
+    ('clustered', 'rewired:source=random')
+    """
+    name, args = parse_spec(spec)
+    named = {k: v for k, v in args.items() if isinstance(v, bool) or not isinstance(v, int | float)}
+    return format_spec(name, named)
+
+
 def stratum_of(row: Mapping[str, Any]) -> tuple[str, int] | None:
-    """A pruned cell's stratum: its criterion's name (without arguments) and the level of its final
+    """A pruned cell's stratum: its criterion (:func:`stratum_criterion`) and the level of its final
     sparsity (None: dense or unknown).
 
     >>> stratum_of({"kind": "pruned", "criterion": "random", "final_sparsity": 0.8999, "target_sparsity": 0.9})
@@ -153,7 +168,7 @@ def stratum_of(row: Mapping[str, Any]) -> tuple[str, int] | None:
         sparsity = row.get("target_sparsity")
     if not stats.is_number(sparsity) or not 0 <= sparsity < 1:
         return None
-    return parse_spec(str(row.get("criterion")))[0], round(math.log10(1.0 - sparsity) / STRATUM_STEP)
+    return stratum_criterion(str(row.get("criterion"))), round(math.log10(1.0 - sparsity) / STRATUM_STEP)
 
 
 def _not_estimable(note: str, *, n_missing: int, sd: float | None = None, n_cells: int = 0, n_seeds: int = 0,
