@@ -35,7 +35,8 @@ def _write(out: Path, result: dict[str, Any]) -> None:
     write_json_atomic(folder / "result.json", result)
 
 
-def synthetic_study(out: Path, effect: float, *, noise: float = 0.001, seeds: int = 6, rng_seed: int = 0) -> None:
+def synthetic_study(out: Path, effect: float, *, noise: float = 0.001, seeds: int = 6, rng_seed: int = 0,
+                    config: str = "configs/demo.yaml") -> None:  # fmt: skip
     """``result.json`` files alone (no run folders), as ``--cell-index`` jobs send them back.
 
     Inside each criterion × sparsity stratum a cell's expansion ``e`` (standard normal) moves all three
@@ -44,14 +45,14 @@ def synthetic_study(out: Path, effect: float, *, noise: float = 0.001, seeds: in
     """
     rng = np.random.default_rng(rng_seed)
     for seed in range(seeds):
-        _write(out, _result(Cell("configs/demo.yaml", 0.0, None, None, seed), 0.9 + rng.normal(0, noise),
+        _write(out, _result(Cell(config, 0.0, None, None, seed), 0.9 + rng.normal(0, noise),
                             ramanujan_share=1.0, min_delta_r=10.0, min_delta_r_rel=0.6))  # fmt: skip
     for criterion, penalty in CRITERIA.items():
         for sparsity in SPARSITIES:
             for seed in range(seeds):
                 e = rng.normal()
                 accuracy = 0.9 - penalty - 0.2 * sparsity**4 + 0.002 * seed + effect * e + rng.normal(0, noise)
-                _write(out, _result(Cell("configs/demo.yaml", sparsity, criterion, "none", seed), accuracy,
+                _write(out, _result(Cell(config, sparsity, criterion, "none", seed), accuracy,
                                     min_delta_r_rel=0.2 - 0.5 * sparsity + 0.05 * e,
                                     min_delta_r=3.0 - 4.0 * sparsity + 0.4 * e,
                                     ramanujan_share=float(np.clip(0.5 + 0.2 * e, 0, 1))))  # fmt: skip
@@ -83,6 +84,21 @@ def test_report_only_over_result_files_answers_what_the_data_was_made_to_say(tmp
     assert set(result["description"]["min_delta_r"]) == {"raw", "sparsity_fixed", "sparsity_and_criterion_fixed",
                                                          "per_criterion"}  # fmt: skip
     assert set(result["description"]["min_delta_r"]["per_criterion"]) == set(CRITERIA)
+
+
+def test_a_study_of_two_configs_is_one_answer_each_config_its_own_strata(tmp_path: Path) -> None:
+    """Pruning at init and gradual pruning in one folder: ``analysis.json`` pools them (the study's
+    answer), holding the config fixed inside a stratum; each config keeps its own file too."""
+    synthetic_study(tmp_path, 0.01, config="configs/demo_init.yaml", rng_seed=1)
+    synthetic_study(tmp_path, 0.01, config="configs/demo.yaml")
+    result = _report(tmp_path)
+    assert result["configs"] == ["configs/demo.yaml", "configs/demo_init.yaml"] and result["answer"] == "supports"
+    primary = result["measures"][analysis.PRIMARY]
+    assert primary["n_strata"] == 16 and primary["n_cells"] == 96
+    for stem in ("demo", "demo_init"):
+        alone = json.loads((tmp_path / f"{stem}_analysis.json").read_text())
+        assert alone["measures"][analysis.PRIMARY]["n_strata"] == 8 and alone["answer"] == "supports"
+    assert "## Every config together" in (tmp_path / "summary.md").read_text()
 
 
 def test_not_significant_is_not_no_effect(tmp_path: Path) -> None:

@@ -404,7 +404,7 @@ def test_two_configs_in_one_folder_get_their_own_sections_and_figures(tmp_path: 
     assert "## `configs/a.yaml`" in summary and "## `configs/b.yaml`" in summary
     assert (tmp_path / "a_accuracy_vs_sparsity.png").is_file() and (tmp_path / "b_accuracy_vs_sparsity.png").is_file()
     assert json.loads((tmp_path / "b_analysis.json").read_text())["config"] == "configs/b.yaml"
-    assert not (tmp_path / "analysis.json").exists()
+    assert json.loads((tmp_path / "analysis.json").read_text())["configs"] == ["configs/a.yaml", "configs/b.yaml"]
 
 
 def _imdb_rows() -> list[dict[str, float]]:

@@ -6,8 +6,10 @@ the data to choose how to test it.
 - **Outcome.** A pruned cell's accuracy drop: the mean dense test accuracy minus its own (a
   fraction; 0.01 is one accuracy point). The reference cancels inside a stratum, so the effect
   does not depend on it.
-- **Strata.** Pruning criterion × final sparsity level: the sparsity a model really has (a guard
-  stops short of its target), on a grid of :data:`STRATUM_STEP` decades of density ``1 − s``.
+- **Strata.** Pruning criterion × final sparsity level (× config, in a study of several configs:
+  pruning at init and gradual pruning are analysed together, each setting its own strata, for one
+  answer): the sparsity a model really has (a guard stops short of its target), on a grid of
+  :data:`STRATUM_STEP` decades of density ``1 − s``.
   Inside a stratum cells differ by seed, by guard and (with structural criteria) by how well they
   expand; those differences are what the effect is estimated from. The criterion is its *name*
   with its non-numeric arguments: the numeric settings of one criterion (``clustered:mixing=0``
@@ -150,9 +152,10 @@ def stratum_criterion(spec: str) -> str:
     return format_spec(name, named)
 
 
-def stratum_of(row: Mapping[str, Any]) -> tuple[str, int] | None:
+def stratum_of(row: Mapping[str, Any]) -> tuple[Any, ...] | None:
     """A pruned cell's stratum: its criterion (:func:`stratum_criterion`) and the level of its final
-    sparsity (None: dense or unknown).
+    sparsity (None: dense or unknown), and, for a row that names it, its config: a study over
+    several configs (pruning at init and gradual pruning) holds the setting fixed too.
 
     >>> stratum_of({"kind": "pruned", "criterion": "random", "final_sparsity": 0.8999, "target_sparsity": 0.9})
     ('random', -50)
@@ -168,7 +171,8 @@ def stratum_of(row: Mapping[str, Any]) -> tuple[str, int] | None:
         sparsity = row.get("target_sparsity")
     if not stats.is_number(sparsity) or not 0 <= sparsity < 1:
         return None
-    return stratum_criterion(str(row.get("criterion"))), round(math.log10(1.0 - sparsity) / STRATUM_STEP)
+    stratum = stratum_criterion(str(row.get("criterion"))), round(math.log10(1.0 - sparsity) / STRATUM_STEP)
+    return stratum if row.get("config") is None else (str(row["config"]), *stratum)
 
 
 def _not_estimable(note: str, *, n_missing: int, sd: float | None = None, n_cells: int = 0, n_seeds: int = 0,

@@ -144,7 +144,8 @@ def build_outputs(out: Path) -> list[Path]:
     """Write ``study.csv``, ``analysis.json``, one PNG per figure with data, and ``summary.md``; return their paths.
 
     With several configs in ``out`` each gets its own ``<config stem>_analysis.json`` (as its figures
-    get their prefix); with one, it is ``analysis.json``.
+    get their prefix) and ``analysis.json`` analyses them together, each config its own strata (the
+    study's one answer); with one config, it is ``analysis.json``.
     """
     rows = study_rows(list(load_results(out)))
     if not rows:
@@ -153,6 +154,11 @@ def build_outputs(out: Path) -> list[Path]:
     written = [out / "study.csv"]
     configs = sorted({r["config"] for r in rows})
     sections = []
+    if len(configs) > 1:  # the study's one answer: every config, each its own strata
+        pooled = {"configs": configs, **analysis.analyse(rows)}
+        write_json_atomic(out / ANALYSIS, pooled)
+        written.append(out / ANALYSIS)
+        sections.append("\n".join(["## Every config together", "", *analysis.markdown(pooled), ""]))
     for config in configs:
         group = [r for r in rows if r["config"] == config]
         prefix = "" if len(configs) == 1 else f"{Path(config).stem}_"
