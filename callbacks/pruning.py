@@ -161,6 +161,20 @@ class ScheduledPruning(Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._weights = self.filter_parameters_to_prune(prunable_weights(pl_module))
         self._graphs = [g for w in self._weights for g in w.graphs(per_gate=True, stacked=False)]
+        if str(getattr(stage, "value", stage)) == "fit":
+            self._check_target(trainer, self._graphs)
+
+    def check_plan(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Raise a ``ValueError`` when the criterion cannot reach the schedule's final target on
+        ``pl_module``'s graphs (say ``clustered`` with a density too high for its ``blocks``): called
+        in ``setup``, before the first epoch, and by the CLI before anything is written."""
+        weights = self.filter_parameters_to_prune(prunable_weights(pl_module))
+        self._check_target(trainer, [g for w in weights for g in w.graphs(per_gate=True, stacked=False)])
+
+    def _check_target(self, trainer: L.Trainer, graphs: Sequence[Graph]) -> None:
+        target = self.final_target(trainer)
+        if target > 0:
+            self.criterion.check(graphs, target)
 
     @override
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

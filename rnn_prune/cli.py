@@ -335,6 +335,8 @@ class RNNPruneCLI(LightningCLI):
         """Label the W&B run with the subcommand, and let ``fit --ckpt_path`` continue the checkpoint's run."""
         if self.subcommand is None:
             return
+        if self.subcommand == "fit":
+            self._check_pruning_plans()
         sweep = bool(os.environ.get("WANDB_SWEEP_ID"))  # the agent names the run itself
         for logger in self.trainer.loggers:
             if not isinstance(logger, RunLabelledWandbLogger):
@@ -344,6 +346,23 @@ class RNNPruneCLI(LightningCLI):
             else:  # an evaluation: its own run, pointing at the training run it evaluates
                 extra = {"checkpoint_run_id": self._checkpoint_run_id} if self._checkpoint_run_id else {}
                 logger.configure_run(job_type=self.subcommand, config=extra)
+
+    def _check_pruning_plans(self) -> None:
+        """A pruning criterion that cannot reach the schedule's target on this model (``clustered`` with
+        a density above ``1/blocks``) is a bad config: one :class:`ConfigError` line, before the run root
+        is locked or written, not a traceback at the first pruning step."""
+        from callbacks.pruning import ScheduledPruning  # the callbacks sit beside the CLI
+
+        config = self.config[self.subcommand]
+        for callback in self.trainer.callbacks:
+            if not isinstance(callback, ScheduledPruning):
+                continue
+            try:
+                callback.check_plan(self.trainer, self.model)
+            except ValueError as error:
+                keys = list(_class_path_keys(config.as_dict(), type(callback).__name__))
+                where = f"{keys[0]} ({type(callback).__name__})" if keys else type(callback).__name__
+                raise ConfigError(f"{where}: {error}") from error
 
     def _finish_wandb_runs(self) -> None:
         """One W&B run per command: close it so a later command in this process starts its own."""
@@ -655,8 +674,15 @@ def console_main(args: ArgsType = None) -> None:
     Exit codes are :mod:`rnn_prune.outcome`'s: 2 for bad input (a :class:`ConfigError`, a data
     file, a checkpoint path), 3 for a diverged fit, 74 for a checkpoint that could not be written,
     75 for a run root in use, 130/143 for a fit stopped by SIGINT/SIGTERM (after ``last.ckpt``).
-    Anything else is a bug and keeps its traceback.
+    Anything else is a bug and keeps its traceback. ``export`` is dispatched as ``python -m rnn_prune
+    export`` does it (:func:`rnn_prune.export.console_main`: no Trainer involved).
     """
+    argv = sys.argv[1:] if args is None else args
+    if isinstance(argv, (list, tuple)) and list(argv[:1]) == ["export"]:
+        from rnn_prune.export import console_main as export_main
+
+        export_main(list(argv[1:]))
+        return
     from datamodules._common import DataError  # the data modules sit beside the CLI
 
     try:

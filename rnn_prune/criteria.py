@@ -44,7 +44,7 @@ from torch import Tensor
 from rnn_prune.pruning import keep_top, mask_scores, pruned_count
 from rnn_prune.registry import Graph, PrunableWeight
 from rnn_prune.specs import parse_spec
-from rnn_prune.structural import biregular_mask, clustered_mask, rewired_mask
+from rnn_prune.structural import biregular_mask, check_clustered, clustered_mask, rewired_mask
 
 
 class Criterion(ABC):
@@ -70,6 +70,11 @@ class Criterion(ABC):
         """Called once, at the run's first pruning step and before its :meth:`scores`, with the
         sparsity every graph reaches at the run's last step: a criterion that decides the final
         mask up front (:class:`StructuralCriterion`) draws it here. Does nothing by default."""
+
+    def check(self, graphs: Sequence[Graph], sparsity: float) -> None:  # noqa: B027
+        """Called before training with the graphs and the sparsity :meth:`plan` will get: raise a
+        ``ValueError`` naming the graph when this criterion cannot reach it there, so a run that
+        cannot work stops before its first epoch. Does nothing by default."""
 
     def observe(self, weights: Sequence[PrunableWeight]) -> None:  # noqa: B027 (optional hook)
         """Called after every backward pass (gradients in ``.grad``, pruned ones not yet zeroed)."""
@@ -276,6 +281,15 @@ class ClusteredCriterion(StructuralCriterion):
         self.blocks = blocks
         self.mixing = float(mixing)
 
+    def check(self, graphs: Sequence[Graph], sparsity: float) -> None:
+        for graph in graphs:
+            shape = _shape(graph)
+            try:
+                check_clustered(shape, shape[0] * shape[1] - pruned_count(shape[0] * shape[1], sparsity),
+                                blocks=self.blocks)  # fmt: skip
+            except ValueError as error:
+                raise ValueError(f"clustered criterion on {graph.name} at sparsity {sparsity:g}: {error}") from error
+
     def build(self, graph: Graph, keep: int, generator: torch.Generator) -> Tensor:
         try:
             mask = clustered_mask(_shape(graph), keep, blocks=self.blocks, mixing=self.mixing,
@@ -306,6 +320,9 @@ class RewiredCriterion(StructuralCriterion):
             raise ValueError(f"swaps={swaps!r} must lie in [0, 1]")
         self.source = resolve_criterion(source)
         self.swaps = float(swaps)
+
+    def check(self, graphs: Sequence[Graph], sparsity: float) -> None:
+        self.source.check(graphs, sparsity)
 
     def plan(self, graphs: Sequence[Graph], sparsity: float, generator: torch.Generator) -> None:
         self.source.plan(graphs, sparsity, generator)

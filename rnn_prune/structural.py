@@ -148,6 +148,21 @@ def _swap_chain(
         cols[a], cols[b] = j2, j1
 
 
+def check_clustered(shape: tuple[int, int], keep: int, *, blocks: int) -> None:
+    """Raise :func:`clustered_mask`'s ``ValueError`` when ``keep`` edges of a ``shape`` mask do not fit
+    ``blocks`` diagonal blocks, without drawing anything: a run checks its target before it trains.
+
+    >>> check_clustered((8, 8), 16, blocks=2)
+    >>> check_clustered((8, 8), 48, blocks=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: a 8×8 mask with 48 edges (0.75 dense) does not fit 2 diagonal blocks of 4–4 × 4–4 nodes with balanced degrees: use fewer blocks (at most about 1/density)
+    """  # noqa: E501
+    out_features, in_features = shape
+    blocks = min(check_int(blocks, "blocks", minimum=1), out_features, in_features)
+    _block_edge_counts(keep, _group_sizes(out_features, blocks), _group_sizes(in_features, blocks), shape)
+
+
 def clustered_mask(shape: tuple[int, int], keep: int, *, blocks: int, mixing: float, seed: int) -> np.ndarray:
     """A mask with :func:`biregular_mask`'s edge count and degrees, clustered into ``blocks`` groups.
 

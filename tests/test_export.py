@@ -136,3 +136,22 @@ def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) ->
         console_main(["--ckpt_path", str(tmp_path / "missing.ckpt"), "--out", out])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.splitlines() == [f"error: --ckpt_path {tmp_path / 'missing.ckpt'}: no such file"]
+
+
+def test_the_rnn_prune_script_dispatches_export(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """``rnn-prune export`` (pyproject's script: ``rnn_prune.cli:console_main``) runs the export, as
+    ``python -m rnn_prune export`` does, from its argument list or from ``sys.argv``."""
+    from rnn_prune import cli
+
+    _pruned_checkpoint(tmp_path / "last.ckpt", 0.9, hidden_size=32)
+    out = tmp_path / "model.safetensors"
+    cli.console_main(["export", "--ckpt_path", str(tmp_path / "last.ckpt"), "--out", str(out)])
+    assert type(rnn_prune.load_exported(out)) is RecurrentClassifier
+    assert f"wrote {out}" in capsys.readouterr().out
+    monkeypatch.setattr("sys.argv", ["rnn-prune", "export", "--ckpt_path", str(tmp_path / "gone.ckpt"), "--out",
+                                     str(out)])  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        cli.console_main()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: --ckpt_path {tmp_path / 'gone.ckpt'}: no such file"]

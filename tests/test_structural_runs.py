@@ -130,3 +130,30 @@ def test_the_study_runs_structural_criteria_at_init_and_gradually(tmp_path: Path
         assert all(abs(float(r["final_sparsity"]) - 0.8) < 0.01 for r in rows.values()), name
         assert float(rows["clustered:mixing=0"]["min_delta_r"]) < float(rows["biregular"]["min_delta_r"]), name
         assert (tmp_path / name / "accuracy_vs_expansion.png").is_file()
+
+
+def test_clustered_with_too_dense_a_target_for_its_blocks_is_one_line_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """At sparsity 0.3 (density 0.7) 4 blocks cannot hold the edges: the CLI says so in one line (exit 2)
+    before anything is written, not with a traceback at the first pruning step; ``setup`` checks too."""
+    from callbacks.pruning import ScheduledPruning
+    from rnn_prune.cli import console_main
+
+    root = tmp_path / "run"
+    args = quickstart_args("fit", root, "--criterion", "clustered:blocks=4", "--sparsity", "0.3",
+                           "--trainer.max_epochs", "2", *SHORT)  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        console_main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: trainer.callbacks[0] (ScheduledPruning): clustered criterion on")
+    assert "use fewer blocks" in err[0] and not (root / "fit_outcome.json").exists()
+    assert not (root / "checkpoints").exists()
+    cli = main([*args[1:], "--trainer.logger", "false", "--sparsity", "0.9", "--trainer.max_epochs", "20"],
+               run=False)  # 0.1 dense at the schedule's end (epoch 10): fits 4 blocks  # fmt: skip
+    pruning = next(c for c in cli.trainer.callbacks if isinstance(c, ScheduledPruning))
+    pruning.check_plan(cli.trainer, cli.model)
+    pruning.schedule = pruning.schedule.with_target(0.3)
+    with pytest.raises(ValueError, match="clustered criterion on lstm.*use fewer blocks"):
+        pruning.setup(cli.trainer, cli.model, "fit")
