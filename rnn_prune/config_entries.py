@@ -28,11 +28,20 @@ def names_subclass(class_path: Any, base: type) -> bool:
     return isinstance(resolved, type) and issubclass(resolved, base)
 
 
+SCHEDULED_PRUNING_PATHS = ("callbacks.ScheduledPruning", "callbacks.pruning.ScheduledPruning")
+"""The built-in callback's own ``class_path`` spellings: recognised without importing Lightning, so
+the study's ``--list`` needs no training stack (a subclass is imported to check it)."""
+
+
 def is_scheduled_pruning(entry: Any) -> bool:
     """Whether a ``trainer.callbacks`` entry (with a ``class_path``) is ScheduledPruning or a subclass."""
+    if not hasattr(entry, "get"):
+        return False
+    if str(entry.get("class_path", "")) in SCHEDULED_PRUNING_PATHS:
+        return True
     from callbacks.pruning import ScheduledPruning  # callbacks sit beside the package; import when needed
 
-    return hasattr(entry, "get") and names_subclass(entry.get("class_path", ""), ScheduledPruning)
+    return names_subclass(entry.get("class_path", ""), ScheduledPruning)
 
 
 def pruning_entries(callbacks: Any) -> Iterator[Any]:

@@ -36,13 +36,20 @@ from rnn_prune.expansion.measures import (
     measure,
     register_measure,
 )
-from rnn_prune.expansion.network import model_expansion
 from rnn_prune.expansion.spectral import top_singular_values
-from rnn_prune.expansion.unfolded import (
-    UnfoldedExpansion,
-    unfolded_expansion,
-    unfolded_layer_expansion,
-)
+
+_LAZY = {"model_expansion": "network", "UnfoldedExpansion": "unfolded", "unfolded_expansion": "unfolded",
+         "unfolded_layer_expansion": "unfolded"}  # fmt: skip
+"""Names whose modules walk an ``nn.Module`` (they import torch): loaded on first use, so that reading
+logged measures back (the report, the study's ``--report-only``) needs no torch."""
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "DEFAULT_MEASURES",

@@ -7,14 +7,18 @@ Every public function checks its arguments here, at the top, so a bad argument f
 from __future__ import annotations
 
 import numbers
+import sys
 
 import numpy as np
-import torch
 
 
 def as_array(value: object, name: str) -> np.ndarray:
-    """``value`` (a torch tensor or numpy array of real numbers, shape (out, in)) as a numpy array."""
-    if isinstance(value, torch.Tensor):
+    """``value`` (a torch tensor or numpy array of real numbers, shape (out, in)) as a numpy array.
+
+    torch is not imported here: a tensor exists only where torch already is, so the report and the
+    study's ``--report-only`` (masks read back as numpy) run without the training stack."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
         if value.layout != torch.strided:
             raise ValueError(f"{name} must be a dense (strided) tensor, got layout {value.layout}")
         tensor = value.detach().cpu()

@@ -2,6 +2,9 @@
 
 Arguments it does not know are fit overrides handed to every cell's ``python -m rnn_prune fit``
 and ``test`` (``--trainer.max_epochs 8``, ``--data.batch_size 256``, ...).
+
+``--list`` and ``--report-only`` import no training stack (no torch, no Lightning): they read
+configs and ``result.json`` files only.
 """
 
 from __future__ import annotations
@@ -49,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="cells one GPU takes at a time where there are GPUs (default 1)")  # fmt: skip
     parser.add_argument("--cell-index", type=int, default=None,
                         help="run only cell K of --list (e.g. $SLURM_ARRAY_TASK_ID)")  # fmt: skip
+    parser.add_argument("--fresh-processes", action="store_true",
+                        help="run each cell's fit and test as fresh `python -m rnn_prune` processes instead of "
+                             "in one long-lived worker per slot (slower: each pays the imports; for "
+                             "debugging, or extensions that keep state in module globals)")  # fmt: skip
     parser.add_argument("--list", action="store_true", help="print the cells with their index and status, run none")
     parser.add_argument("--report-only", action="store_true",
                         help="only rebuild study.csv, analysis.json, summary.md and figures "
@@ -92,11 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     try:
-        if args.report_only and (args.config is None or args.sparsity is None):
+        if args.report_only:  # from OUT alone: the config's callbacks (Lightning classes) are not read
             return _report(args.out, [])
         try:
             cells = build_grid(args.config, args.sparsity, args.criterion, args.guard, args.seeds)
-            study = Study.prepare(args.config, args.out, overrides)
+            if args.list:  # only folder names: nothing written, and the callbacks (Lightning) not imported
+                study = Study(Path(args.config), args.out, overrides)
+            else:
+                study = Study.prepare(args.config, args.out, overrides)
         except ValueError as err:
             parser.error(str(err))
         if args.cell_index is not None and not 0 <= args.cell_index < len(cells):
@@ -109,25 +119,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.info("%s", study.schedule_note)
         chosen = cells if args.cell_index is None else [cells[args.cell_index]]
         errors: list[str] = []
-        if not args.report_only:
-            gpus = visible_gpus()
-            try:
-                slots = slot_environments(args.parallel, gpus=gpus, threads=args.threads_per_cell,
-                                          cells_per_gpu=args.cells_per_gpu)  # fmt: skip
-            except ValueError as err:
-                parser.error(str(err))
-            record_invocation(args.out, list(sys.argv[1:] if argv is None else argv), config=study.config,
-                              overrides=overrides, threads_per_cell=args.threads_per_cell,
-                              cells_per_gpu=args.cells_per_gpu,
-                              devices=[gpu_name(g) or g for g in gpus] if gpus else [cpu_name()])  # fmt: skip
-            start = time.monotonic()
-            try:
-                errors = study.run(chosen, slots=slots)
-            except KeyboardInterrupt as stop:  # the cells were stopped (their last.ckpt kept): resumable
-                signum = stop.signum if isinstance(stop, StudyInterrupted) else signal.SIGINT
-                log.error("stopped by %s; rerun the same command to resume", signal.Signals(signum).name)
-                return 128 + int(signum)
-            log.info("ran the grid's unfinished cells in %.0f s", time.monotonic() - start)
+        gpus = visible_gpus()
+        try:
+            slots = slot_environments(args.parallel, gpus=gpus, threads=args.threads_per_cell,
+                                      cells_per_gpu=args.cells_per_gpu)  # fmt: skip
+        except ValueError as err:
+            parser.error(str(err))
+        record_invocation(args.out, list(sys.argv[1:] if argv is None else argv), config=study.config,
+                          overrides=overrides, threads_per_cell=args.threads_per_cell,
+                          cells_per_gpu=args.cells_per_gpu,
+                          devices=[gpu_name(g) or g for g in gpus] if gpus else [cpu_name()])  # fmt: skip
+        start = time.monotonic()
+        try:
+            errors = study.run(chosen, slots=slots, fresh_processes=args.fresh_processes)
+        except KeyboardInterrupt as stop:  # the cells were stopped (their last.ckpt kept): resumable
+            signum = stop.signum if isinstance(stop, StudyInterrupted) else signal.SIGINT
+            log.error("stopped by %s; rerun the same command to resume", signal.Signals(signum).name)
+            return 128 + int(signum)
+        log.info("ran the grid's unfinished cells in %.0f s", time.monotonic() - start)
         return _report(args.out, errors)
     finally:
         log.removeHandler(handler)

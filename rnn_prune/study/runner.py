@@ -1,6 +1,6 @@
-"""Run the study's cells as ordinary ``python -m rnn_prune`` processes, resumably and in parallel.
+"""Run the study's cells as ordinary ``python -m rnn_prune`` commands, resumably and in parallel.
 
-Each cell is two processes, both the package's own CLI on the study's config:
+Each cell is two commands, both the package's own CLI on the study's config:
 
 1. ``fit --config C --sparsity S --criterion X --guard G --seed_everything N
    --trainer.default_root_dir OUT/runs/<cell>/fit <overrides>`` (with ``--ckpt_path`` its own
@@ -19,7 +19,17 @@ signal (exit 143/130) or that ended without a recorded outcome is not done: the 
 resumes it from its ``last.ckpt``. So a cell killed during its test does not train again, and one
 whose fit was cut short never reports the half-trained model.
 
-Cell processes die with the study: each is started with the parent-death signal SIGTERM
+The commands run in one long-lived worker per slot (:mod:`rnn_prune.study.worker`, started with
+the slot's environment), which runs them in-process through the CLI's own console entry, so the
+training stack is imported once per slot instead of twice per cell; exit codes and outcomes are
+the CLI's, and each cell starts from the state the worker had before its first one (environment,
+torch threads and flags, logging, warnings, registries; W&B torn down between cells). A worker
+whose command ended badly (not 0 or 3) leaves, and the slot's next cell gets a fresh one.
+``cell.log`` and ``result.json``'s ``rerun`` keep the ``python -m rnn_prune`` command lines, which
+reproduce the cell in fresh processes; ``Study.run(fresh_processes=True)`` (``--fresh-processes``)
+runs them so.
+
+Cell processes (workers) die with the study: each is started with the parent-death signal SIGTERM
 (``prctl(PR_SET_PDEATHSIG)``, Linux), so even a ``kill -9`` of the study stops its fits (which
 then exit at the next batch, ``last.ckpt`` intact) instead of leaving them to race the rerun.
 
@@ -36,16 +46,18 @@ there are GPUs, on one GPU that takes at most ``--cells-per-gpu`` cells at a tim
 (:func:`slot_environments`); its ``result.json`` records what it ran on
 (:func:`~rnn_prune.study.provenance.cell_provenance`) and how to rerun it.
 
-Every cell process gets its own W&B service: ``WANDB_SERVICE`` is dropped from its environment, so
+Every worker (or cell process) gets its own W&B service: ``WANDB_SERVICE`` is dropped from its environment, so
 a study started from a process that runs one (a notebook, pytest) does not hand the cells that
 service, where a killed fit's run would still be registered and its resume refused as "in use".
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ctypes
 import ctypes.util
+import json
 import logging
 import os
 import signal
@@ -54,7 +66,6 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Queue
@@ -340,49 +351,61 @@ class Study:
         return result
 
     def run(self, cells: Sequence[Cell], *, parallel: int = 1, slots: list[dict[str, str]] | None = None,
-            threads: int = 1, cells_per_gpu: int = 1) -> list[str]:  # fmt: skip
+            threads: int = 1, cells_per_gpu: int = 1, fresh_processes: bool = False) -> list[str]:  # fmt: skip
         """Run every unfinished cell, ``parallel`` at a time (or one per given slot); return the error of
-        each failed cell. Fewer cells left than slots use fewer slots, each with the same threads."""
+        each failed cell. Fewer cells left than slots use fewer slots, each with the same threads.
+
+        Each slot runs its cells' commands in one long-lived worker (:mod:`rnn_prune.study.worker`),
+        started with the slot's environment; ``fresh_processes`` runs every command as its own process."""
         todo = [c for c in cells if cell_status(self.cell_dir(c)) != "done"]
         if not todo:
             return []
         if slots is None:
             slots = slot_environments(parallel, gpus=visible_gpus(), threads=threads, cells_per_gpu=cells_per_gpu)
         slots = slots[: len(todo)]
-        free: Queue[dict[str, str]] = Queue()
-        for slot in slots:
-            free.put(slot)
+        free: Queue[int] = Queue()
+        for index in range(len(slots)):
+            free.put(index)
         errors: list[str] = []
-        processes = _Processes()
+        processes: _Processes = _Processes() if fresh_processes else _Workers()
 
         def one(cell: Cell) -> None:
-            slot = free.get()
+            index = free.get()
             try:
-                self.run_cell(cell, cell_environment(os.environ, slot), processes)
+                self.run_cell(cell, cell_environment(os.environ, slots[index]), processes.for_slot(index))
             except Exception as err:  # noqa: BLE001 -- one broken cell must not stop the others
                 message = str(err) if isinstance(err, CellError) else f"{cell.name}: {type(err).__name__}: {err}"
                 errors.append(message)
                 log.error("%s", message)
             finally:
-                free.put(slot)
+                free.put(index)
 
         pool = ThreadPoolExecutor(max_workers=len(slots))
         try:
             with processes.stopped_on_exit():  # stop the children before waiting for the workers
                 for future in [pool.submit(one, cell) for cell in todo]:
                     future.result()
+                processes.close()  # while the threads that started the workers live (parent-death signal)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         return errors
 
 
 class _Processes:
-    """The live child processes, so that a stopped study (Ctrl-C, SIGTERM) stops its cells too."""
+    """Each command a fresh process; the live ones are kept so that a stopped study (Ctrl-C,
+    SIGTERM) stops its cells too."""
 
     def __init__(self) -> None:
         self._live: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
         self._stopping = False
+
+    def for_slot(self, index: int) -> _Processes:
+        """What runs slot ``index``'s commands (any slot: a fresh process each)."""
+        return self
+
+    def close(self) -> None:
+        """Nothing outlives its command here."""
 
     def run(self, command: list[str], env: dict[str, str], log_path: Path, name: str, stage: str, *,
             ok_codes: Sequence[int] = (0,)) -> int:  # fmt: skip
@@ -414,15 +437,9 @@ class _Processes:
         with self._lock:
             self._stopping = True
             live = list(self._live)
-        for process in live:
-            process.terminate()
-        for process in live:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        _terminate(live)
 
-    @contextmanager
+    @contextlib.contextmanager
     def stopped_on_exit(self) -> Iterator[None]:
         """Stop the children when the study leaves early; SIGTERM leaves like Ctrl-C does."""
         previous: Callable | int | None = None
@@ -437,6 +454,119 @@ class _Processes:
         finally:
             if in_main:
                 signal.signal(signal.SIGTERM, previous)
+
+
+
+def _terminate(processes: Sequence[subprocess.Popen], timeout: float = 30) -> None:
+    """SIGTERM each process (a fit stops after its batch, ``last.ckpt`` kept), SIGKILL one that lingers."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+WORKER_COMMAND = (sys.executable, "-m", "rnn_prune.study.worker")
+CLI_PREFIX = (sys.executable, "-m", "rnn_prune")
+"""The commands the study gives a worker are ``python -m rnn_prune ...`` ones: recorded as such in
+``cell.log`` and ``result.json``'s ``rerun``, so each still runs alone."""
+
+
+class _Workers(_Processes):
+    """One long-lived worker process per slot (:mod:`rnn_prune.study.worker`): the training stack is
+    imported once per slot, not twice per cell.
+
+    A slot's worker is started by its first command, with that command's environment (the slot's),
+    and again after it left (a failed cell, a crash): a command never runs in a worker whose
+    previous cell ended badly.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._workers: dict[int, tuple[subprocess.Popen, dict[str, str]]] = {}
+
+    def for_slot(self, index: int) -> _SlotWorker:
+        return _SlotWorker(self, index)
+
+    def run_in_slot(self, index: int, command: list[str], env: dict[str, str], log_path: Path, name: str,
+                    stage: str, ok_codes: Sequence[int]) -> int:  # fmt: skip
+        if tuple(command[: len(CLI_PREFIX)]) != CLI_PREFIX:
+            return self.run(command, env, log_path, name, stage, ok_codes=ok_codes)
+        with log_path.open("a") as log_file:
+            log_file.write(f"\n$ {' '.join(command)}\n")
+        with self._lock:
+            if self._stopping:
+                raise CellError(f"{name}: study stopped before {stage}")
+            worker, started_with = self._workers.get(index, (None, None))
+            if worker is not None and (worker.poll() is not None or started_with != env):
+                self._retire(index)
+                worker = None
+            if worker is None:
+                worker = subprocess.Popen(WORKER_COMMAND, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          text=True, bufsize=1,
+                                          preexec_fn=_die_with_parent())  # fmt: skip
+                self._workers[index] = (worker, env)
+                self._live.add(worker)
+        job = {"args": command[len(CLI_PREFIX):], "log": str(log_path)}
+        try:
+            assert worker.stdin is not None and worker.stdout is not None
+            worker.stdin.write(json.dumps(job) + "\n")
+            worker.stdin.flush()
+            line = worker.stdout.readline()
+        except OSError:  # the worker died before it read the job (BrokenPipe)
+            line = ""
+        if line:
+            reply = json.loads(line)
+            code = int(reply["code"])
+            if reply.get("exiting"):
+                worker.wait()
+        else:  # it died mid-job: a signal, the OOM killer, a crash of the interpreter
+            code = worker.wait()
+        if worker.poll() is not None:
+            with self._lock:
+                if self._workers.get(index, (None,))[0] is worker:
+                    self._retire(index)
+        if code not in ok_codes:
+            how = f"was stopped by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+            raise CellError(f"{name}: {stage} {how}; its output is in {log_path}")
+        return code
+
+    def _retire(self, index: int) -> None:
+        """Forget slot ``index``'s worker (under the lock), closing its pipes."""
+        worker, _ = self._workers.pop(index)
+        self._live.discard(worker)
+        for stream in (worker.stdin, worker.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+    def close(self) -> None:
+        """End every worker: stdin closed, each leaves after its last job (SIGTERM if it lingers)."""
+        with self._lock:
+            workers = [worker for worker, _ in self._workers.values()]
+            for index in list(self._workers):
+                self._retire(index)
+        for worker in workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                _terminate([worker])
+
+
+class _SlotWorker:
+    """Slot ``index``'s view of :class:`_Workers`: the ``run`` that :meth:`Study.run_cell` calls."""
+
+    def __init__(self, workers: _Workers, index: int) -> None:
+        self._workers, self._index = workers, index
+
+    def run(self, command: list[str], env: dict[str, str], log_path: Path, name: str, stage: str, *,
+            ok_codes: Sequence[int] = (0,)) -> int:  # fmt: skip
+        """As :meth:`_Processes.run`, in the slot's worker."""
+        return self._workers.run_in_slot(self._index, command, env, log_path, name, stage, ok_codes)
 
 
 class StudyInterrupted(KeyboardInterrupt):
