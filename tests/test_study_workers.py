@@ -121,9 +121,11 @@ def test_list_and_report_only_import_no_training_stack(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_study_killed_with_sigkill_takes_its_worker_with_it_and_resumes(tmp_path: Path) -> None:
-    """The worker gets the parent-death SIGTERM: its fit stops after the batch with last.ckpt and its
-    outcome written, the worker exits, and the rerun resumes that fit from its checkpoint."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_a_stopped_study_takes_its_worker_with_it_and_resumes(signum: int, tmp_path: Path) -> None:
+    """SIGTERM: the study stops its worker and exits 143; SIGKILL: the worker gets the parent-death
+    SIGTERM. Either way its fit stops after the batch with last.ckpt and its outcome written, the
+    worker exits, and the rerun resumes that fit from its checkpoint."""
     out = tmp_path / "study"
     env = {**os.environ, **offline_wandb_env(tmp_path)}
     command = [sys.executable, "-m", "rnn_prune.study", "--config", QUICKSTART, "--sparsity", "0.9", "--out",
@@ -136,8 +138,9 @@ def test_a_study_killed_with_sigkill_takes_its_worker_with_it_and_resumes(tmp_pa
                 assert study.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
                 time.sleep(0.1)
         finally:
-            study.kill()  # the study alone: its worker is left to the parent-death signal
-            study.wait()
+            study.send_signal(signum)  # the study alone (SIGKILL: its worker is left to the parent-death signal)
+            code = study.wait()
+    assert code == (143 if signum == signal.SIGTERM else -signal.SIGKILL), (tmp_path / "first.log").read_text()[-3000:]
     ((pid, _),) = _worker_lines(cell)
     for _ in range(1200):  # the fit finishes its batch, saves, and the worker leaves
         try:
