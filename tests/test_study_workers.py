@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import pytest
@@ -32,27 +31,25 @@ NOT_COMPARED = ("provenance", "rerun", "checkpoint")
 
 
 def test_process_state_puts_back_what_a_cell_changed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Threads, deterministic algorithms, cuDNN flags, environment, logging, warnings filters and the
-    registries a cell changed are back as they were for the next one."""
+    """Threads, deterministic algorithms, cuDNN flags, environment, logging and the registries a cell
+    changed are back as they were for the next one (warnings filters: the worker's catch_warnings)."""
     state = ProcessState()
-    threads, filters = torch.get_num_threads(), list(warnings.filters)
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     handlers = list(logging.getLogger("lightning.pytorch").handlers)
     cwd = os.getcwd()
     try:
         torch.set_num_threads(threads + 1)
-        torch.use_deterministic_algorithms(True)
+        torch.use_deterministic_algorithms(not deterministic)  # (an earlier test's Trainer may have set it)
         torch.backends.cudnn.benchmark = not torch.backends.cudnn.benchmark
         os.environ["PL_GLOBAL_SEED"] = "12345"
         os.chdir("/")
         logging.getLogger("lightning.pytorch").addHandler(logging.NullHandler())
         logging.getLogger("a.cell.logger").addHandler(logging.NullHandler())
-        warnings.simplefilter("error")
         measures.MEASURES._measures["cell_measure"] = measures.MEASURES["delta_r"]
         criteria.CRITERIA["cell_criterion"] = criteria.CRITERIA["magnitude"]
     finally:
         state.restore()
-        warnings.filters[:] = filters  # (the worker wraps each cell in warnings.catch_warnings)
-    assert torch.get_num_threads() == threads and not torch.are_deterministic_algorithms_enabled()
+    assert torch.get_num_threads() == threads and torch.are_deterministic_algorithms_enabled() == deterministic
     assert torch.backends.cudnn.benchmark == state.backend_flags["benchmark"]
     assert os.environ.get("PL_GLOBAL_SEED") == state.environ.get("PL_GLOBAL_SEED") and os.getcwd() == cwd
     assert logging.getLogger("lightning.pytorch").handlers == handlers
