@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LOCK_FILE", "RunRootBusy", "RunRootLock"]
+__all__ = ["LOCK_FILE", "RunRootBusy", "RunRootLock", "pid_alive"]
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,8 @@ class RunRootBusy(RuntimeError):
     """Another live process holds the run root; the message names its PID."""
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (signal 0 checks without sending anything)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -95,7 +96,7 @@ class RunRootLock:
             previous = _read_owner(fd)
             pid = previous.get("pid")
             if isinstance(pid, int) and pid != os.getpid():
-                if not flocked and (previous.get("host") != socket.gethostname() or _pid_alive(pid)):
+                if not flocked and (previous.get("host") != socket.gethostname() or pid_alive(pid)):
                     raise self._busy(previous)
                 log.warning(
                     "%s: took over the lock of %s, which ended without releasing it (killed?)",

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rnn_prune.run_lock import pid_alive
+
 _TEMPORARY = re.compile(r"\.tmp(\d+)\.npy$")
 
 
@@ -46,16 +48,6 @@ def cached_array(
     return np.load(path, mmap_mode="r")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Delete the ``*.tmp<pid>.npy`` files in ``folder`` whose process no longer runs.
 
@@ -68,7 +60,7 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     removed = []
     for path in folder.glob("*.tmp*.npy") if folder.is_dir() else ():
         match = _TEMPORARY.search(path.name)
-        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+        if match and int(match.group(1)) != os.getpid() and not pid_alive(int(match.group(1))):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
