@@ -31,8 +31,9 @@ NOT_COMPARED = ("provenance", "rerun", "checkpoint")
 
 
 def test_process_state_puts_back_what_a_cell_changed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Threads, deterministic algorithms, cuDNN flags, environment, logging and the registries a cell
-    changed are back as they were for the next one (warnings filters: the worker's catch_warnings)."""
+    """Threads, deterministic algorithms, cuDNN flags, environment and logging a cell changed are
+    back as they were for the next one (warnings filters: the worker's catch_warnings). What a
+    cell's modules registered stays: the module stays imported and would not register again."""
     state = ProcessState()
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     handlers = list(logging.getLogger("lightning.pytorch").handlers)
@@ -54,7 +55,10 @@ def test_process_state_puts_back_what_a_cell_changed(monkeypatch: pytest.MonkeyP
     assert os.environ.get("PL_GLOBAL_SEED") == state.environ.get("PL_GLOBAL_SEED") and os.getcwd() == cwd
     assert logging.getLogger("lightning.pytorch").handlers == handlers
     assert logging.getLogger("a.cell.logger").handlers == []
-    assert "cell_measure" not in measures.MEASURES and "cell_criterion" not in criteria.CRITERIA
+    try:
+        assert "cell_measure" in measures.MEASURES and "cell_criterion" in criteria.CRITERIA
+    finally:
+        del measures.MEASURES._measures["cell_measure"], criteria.CRITERIA["cell_criterion"]
 
 
 def _study(out: Path, *extra: str) -> int:

@@ -131,12 +131,16 @@ def distinct_runs(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     ...      "test_acc": 0.84}
     >>> len(distinct_runs([a, {**a, "guard": "ramanujan"}, {**a, "guard": "ramanujan", "final_sparsity": 0.7}]))
     2
+    >>> len(distinct_runs([{**a, "config": "A"}, {**a, "config": "B", "guard": "ramanujan"}]))  # not twins
+    2
     """
-    unguarded = {(r.get("target_sparsity"), r.get("criterion"), r.get("seed")): r for r in rows
-                 if r.get("guard") in (None, "none")}  # fmt: skip
+    def cell(r: Mapping[str, Any]) -> tuple[Any, ...]:  # a twin is of the same config (pooled studies)
+        return r.get("config"), r.get("target_sparsity"), r.get("criterion"), r.get("seed")
+
+    unguarded = {cell(r): r for r in rows if r.get("guard") in (None, "none")}
     kept = []
     for row in rows:
-        twin = unguarded.get((row.get("target_sparsity"), row.get("criterion"), row.get("seed")))
+        twin = unguarded.get(cell(row))
         if (row.get("guard") not in (None, "none") and twin is not None
                 and row.get("final_sparsity") == twin.get("final_sparsity")
                 and row.get("test_acc") == twin.get("test_acc")):  # fmt: skip

@@ -17,12 +17,15 @@ Isolation between the cells of one worker (:class:`ProcessState`): every job sta
 the process had before the first one -- environment variables, ``sys.argv`` / ``sys.path``, the
 working directory, signal handlers, torch's thread count and backend flags (deterministic
 algorithms, cuDNN, TF32, matmul precision, default dtype, grad and anomaly modes), the logging
-configuration, warnings filters, matplotlib's rcParams, and the package's registries of measures
-and criteria. After each job the W&B run is finished and W&B torn down (the next cell sets it up
-from its own environment), figures are closed and ``torch._dynamo`` is reset. Seeds are the CLI's:
-every cell passes ``--seed_everything``. What stays: imported modules (a user module's own
-globals included) and the W&B/CUDA caches of libraries -- a user extension that keeps state in a
-module global sees it across cells; run the study with ``--fresh-processes`` for such code.
+configuration, warnings filters and matplotlib's rcParams; stdin is ``/dev/null`` during a job
+(the job pipe is not the cell's to read). After each job the W&B run is finished and W&B torn
+down (the next cell sets it up from its own environment), figures are closed and
+``torch._dynamo`` is reset. Seeds are the CLI's: every cell passes ``--seed_everything``. What
+stays: imported modules, their globals and what they registered at import (a user's
+``register_measure`` or criterion stays registered, as its module stays imported -- rolling the
+registries back would lose it for good, since the module is not imported again) and the W&B/CUDA
+caches of libraries. A user extension that keeps state in a module global sees it across cells;
+run the study with ``--fresh-processes`` for such code.
 
 SIGTERM: while Lightning runs a fit it owns the signal (the fit stops after the batch, writes
 ``last.ckpt`` and its outcome, and the job ends with 143); at any other time the job, or the idle
@@ -55,6 +58,8 @@ WORKER_LINE = "# rnn_prune.study.worker"
 """Starts the line a worker writes into the cell log before each command: its PID and the command's number."""
 
 _terminated = False
+_unclean = False
+"""Set when a job's clean-up failed: the worker answers that job, then leaves."""
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -96,7 +101,6 @@ class ProcessState:
             if isinstance(lg, logging.Logger)
         }
         self.logging_disable = logging.root.manager.disable
-        self.registries = [(registry, dict(registry)) for registry in _registries()]
         self.rc = dict(sys.modules["matplotlib"].rcParams) if "matplotlib" in sys.modules else None
 
     def restore(self) -> None:
@@ -130,9 +134,6 @@ class ProcessState:
             lg.setLevel(level)
             lg.propagate, lg.disabled = propagate, disabled
         logging.disable(self.logging_disable)
-        for registry, entries in self.registries:
-            registry.clear()
-            registry.update(entries)
         if self.rc is not None:
             import matplotlib
 
@@ -148,14 +149,6 @@ def _backend_flags() -> list[tuple[Any, str]]:
     return [(torch.backends.cudnn, "benchmark"), (torch.backends.cudnn, "deterministic"),
             (torch.backends.cudnn, "enabled"), (torch.backends.cudnn, "allow_tf32"),
             (torch.backends.cuda.matmul, "allow_tf32")]  # fmt: skip
-
-
-def _registries() -> list[dict[str, Any]]:
-    """The package's name registries a config can add to (measures, criteria)."""
-    from rnn_prune import criteria
-    from rnn_prune.expansion import measures
-
-    return [measures.MEASURES._measures, criteria.CRITERIA]
 
 
 def _clean_up() -> None:
@@ -209,10 +202,12 @@ def _exit_code(error: SystemExit) -> int:
 
 def run_job(args: list[str], state: ProcessState) -> int:
     """Run ``python -m rnn_prune ARGS`` in this process from ``state``; its exit code."""
+    global _unclean
     from rnn_prune.cli import console_main
 
     state.restore()
     sys.argv[:] = [ENTRY, *args]  # read as a process's would be (args=None): no "args and argv" warning
+    os.environ.setdefault("WANDB_PROGRAM", "-m rnn_prune")  # W&B names the cell's command, not the worker
     try:
         with warnings.catch_warnings():
             console_main()
@@ -226,7 +221,11 @@ def run_job(args: list[str], state: ProcessState) -> int:
         traceback.print_exc()
         code = 1
     finally:
-        _clean_up()
+        try:
+            _clean_up()
+        except BaseException:  # noqa: BLE001 -- W&B's teardown failing: into the cell's log; the job's own
+            traceback.print_exc()  # code stands, but this process is no longer clean: it leaves
+            _unclean = True
         state.restore()
     return code
 
@@ -238,12 +237,16 @@ def serve(jobs: TextIO, replies: TextIO) -> int:
         job = json.loads(line)
         with _output_to(Path(job["log"])):
             print(f"{WORKER_LINE} {os.getpid()}, command {number} in this process", file=sys.stderr, flush=True)
-            if state is None:  # the stack's import goes into the first cell's log, as a process's would
-                import rnn_prune.cli  # noqa: F401
+            try:
+                if state is None:  # the stack's import goes into the first cell's log, as a process's would
+                    import rnn_prune.cli  # noqa: F401
 
-                state = ProcessState()
-            code = run_job(list(job["args"]), state)
-        leaving = code not in CONTINUE_CODES or _terminated
+                    state = ProcessState()
+                code = run_job(list(job["args"]), state)
+            except BaseException:  # noqa: BLE001 -- the worker itself broke: say why in the cell's log
+                traceback.print_exc()
+                code = 1
+        leaving = code not in CONTINUE_CODES or _terminated or _unclean
         try:
             replies.write(json.dumps({"code": code, "exiting": leaving}) + "\n")
             replies.flush()
@@ -255,11 +258,16 @@ def serve(jobs: TextIO, replies: TextIO) -> int:
 
 
 def main() -> int:
-    """Keep fd 1 for replies (prints go to stderr), then serve jobs from stdin."""
+    """Keep fd 1 for replies (prints go to stderr) and fd 0 for jobs, then serve them: a cell that
+    reads its stdin (a prompt, ``breakpoint()``) gets end of file, not the next job's line."""
     replies = os.fdopen(os.dup(1), "w")
+    jobs = os.fdopen(os.dup(0), "r")
     os.dup2(2, 1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
     signal.signal(signal.SIGTERM, _on_sigterm)
-    return serve(sys.stdin, replies)
+    return serve(jobs, replies)
 
 
 if __name__ == "__main__":
