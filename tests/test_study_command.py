@@ -191,6 +191,12 @@ def test_bad_arguments_exit_2_with_a_message(tmp_path: Path, capsys: pytest.Capt
     assert __import__("re").search(match, capsys.readouterr().err)
 
 
+def test_list_of_a_missing_config_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", str(tmp_path / "missing.yaml"), "--sparsity", "0.9", "--out", str(tmp_path), "--list"])
+    assert exit_info.value.code == 2 and "missing.yaml: no such file" in capsys.readouterr().err
+
+
 def test_overlay_is_written_atomically_and_only_when_it_changes(tmp_path: Path) -> None:
     """SLURM array tasks all prepare the study at once: none may see another's half-written overlay."""
     study = Study.prepare(QUICKSTART, tmp_path, ["--trainer.max_epochs", "4"])

@@ -104,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             cells = build_grid(args.config, args.sparsity, args.criterion, args.guard, args.seeds)
             if args.list:  # only folder names: nothing written, and the callbacks (Lightning) not imported
+                if not Path(args.config).is_file():
+                    raise ValueError(f"--config {args.config}: no such file")
                 study = Study(Path(args.config), args.out, overrides)
             else:
                 study = Study.prepare(args.config, args.out, overrides)
