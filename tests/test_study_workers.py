@@ -100,6 +100,33 @@ def test_two_cells_in_one_worker_match_fresh_processes_bit_for_bit(
     assert 0.89 <= b["final_sparsity"] <= 0.91 and b["test_acc"] > 0.1
 
 
+_STDIN_READER = """
+import sys, types
+sys.modules["rnn_prune.cli"] = types.ModuleType("rnn_prune.cli")  # no training stack: jobs are stand-ins
+from rnn_prune.study import worker
+worker.ProcessState = lambda: None
+def run_job(args, state):
+    print("stdin gave", repr(sys.stdin.read()), file=sys.stderr)  # a cell that reads its stdin
+    return 0
+worker.run_job = run_job
+raise SystemExit(worker.main())
+"""
+
+
+@pytest.mark.slow  # starts a process
+def test_a_cell_reading_stdin_gets_end_of_file_not_the_next_job(tmp_path: Path) -> None:
+    """The job pipe is the worker's: a cell that reads stdin (a prompt, ``breakpoint()``) must not
+    swallow the next job's line and hang the study."""
+    logs = [tmp_path / "one.log", tmp_path / "two.log"]
+    jobs = "".join(json.dumps({"args": [], "log": str(log)}) + "\n" for log in logs)
+    done = subprocess.run([sys.executable, "-c", _STDIN_READER], input=jobs, capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "PYTHONPATH": str(
+                              Path(__file__).resolve().parent.parent)})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["code"] for line in done.stdout.splitlines()] == [0, 0]
+    assert all("stdin gave ''" in log.read_text() for log in logs)
+
+
 @pytest.mark.slow
 def test_list_and_report_only_import_no_training_stack(tmp_path: Path) -> None:
     """Run in a fresh interpreter: ``--list`` and ``--report-only`` (on a finished cell's result) leave
