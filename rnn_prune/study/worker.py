@@ -17,7 +17,7 @@ Isolation between the cells of one worker (:class:`ProcessState`): every job sta
 the process had before the first one -- environment variables, ``sys.argv`` / ``sys.path``, the
 working directory, signal handlers, torch's thread count and backend flags (deterministic
 algorithms, cuDNN, TF32, matmul precision, default dtype, grad and anomaly modes), the logging
-configuration, warnings filters and matplotlib's rcParams; stdin is ``/dev/null`` during a job
+configuration, warnings filters and matplotlib's rcParams; a job's ``sys.stdin`` is ``/dev/null``
 (the job pipe is not the cell's to read). After each job the W&B run is finished and W&B torn
 down (the next cell sets it up from its own environment), figures are closed and
 ``torch._dynamo`` is reset. Seeds are the CLI's: every cell passes ``--seed_everything``. What
@@ -258,14 +258,12 @@ def serve(jobs: TextIO, replies: TextIO) -> int:
 
 
 def main() -> int:
-    """Keep fd 1 for replies (prints go to stderr) and fd 0 for jobs, then serve them: a cell that
-    reads its stdin (a prompt, ``breakpoint()``) gets end of file, not the next job's line."""
+    """Keep fd 1 for replies (prints go to stderr) and stdin for jobs, then serve them: a cell that
+    reads ``sys.stdin`` (``input()``, ``breakpoint()``) gets end of file, not the next job's line."""
     replies = os.fdopen(os.dup(1), "w")
-    jobs = os.fdopen(os.dup(0), "r")
+    jobs = sys.stdin
+    sys.stdin = open(os.devnull)  # noqa: SIM115 -- the cells' stdin for the worker's life
     os.dup2(2, 1)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
     signal.signal(signal.SIGTERM, _on_sigterm)
     return serve(jobs, replies)
 
