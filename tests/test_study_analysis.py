@@ -250,9 +250,23 @@ def test_published_study_csv_is_read_as_result_rows() -> None:
     assert result["measures"]["min_delta_r"]["n_seeds"] == 2 and result["twins_counted_once"] == 2
 
 
-def test_readme_analysis_blocks_are_rendered_from_the_committed_study_csv() -> None:
+@pytest.mark.parametrize("page", ["README.md", "docs/pilot_sfmnist_lstm.md"])
+def test_analysis_blocks_are_rendered_from_the_committed_studies(page: str) -> None:
     root = Path(__file__).parents[1]
-    readme = (root / "README.md").read_text()
-    assert len(analysis.README_BLOCK.findall(readme)) >= 1
-    assert analysis.render_blocks(readme, root) == readme, (
-        "README's analysis block is stale: python -m rnn_prune.study.analysis --update README.md")
+    text = (root / page).read_text()
+    assert len(analysis.README_BLOCK.findall(text)) >= 1
+    assert analysis.render_blocks(text, (root / page).parent) == text, (
+        f"{page}'s analysis block is stale: python -m rnn_prune.study.analysis --update {page}")
+
+
+def test_a_block_over_analysis_json_renders_the_values_as_written(tmp_path: Path) -> None:
+    """The published answer is the study's own ``analysis.json``, not a re-fit of its rows."""
+    result = analysis.analyse(analysis.rows_from_csv(Path(__file__).parents[1] / "docs" / "study_sfmnist_lstm" /
+                                                     "study.csv"))  # fmt: skip
+    result["answer"] = "supports"  # a value no re-fit of these rows would give: the JSON is what is read
+    (tmp_path / "analysis.json").write_text(json.dumps(result))
+    page = "intro\n<!-- analysis: analysis.json -->\nstale\n<!-- /analysis -->\nend\n"
+    rendered = analysis.render_blocks(page, tmp_path)
+    assert rendered == ("intro\n<!-- analysis: analysis.json -->\n" + "\n".join(analysis.markdown(result))
+                        + "\n<!-- /analysis -->\nend\n")  # fmt: skip
+    assert "**Answer (pre-specified, min Δr / r): supports.**" in rendered

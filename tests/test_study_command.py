@@ -325,6 +325,9 @@ def test_study_outputs_from_finished_cells(tmp_path: Path) -> None:
     assert "Spearman" in summary and "Drop vs Ramanujan share" in summary
     assert "- magnitude, guard none: accuracy and expansion break at the same sparsity 0.9 (at)." in summary
     assert "- magnitude, guard ramanujan: accuracy breaks at sparsity 0.9 while every graph stays Ramanujan" in summary
+    # seeds 0 and 1 of random at 0.5: 0.8988 and 0.9008, so mean 0.8998 ± t(0.975, 1 df) · 0.001 = ± 0.0127
+    assert "| random | none | 0.5 | 2 | 0.8998 [0.8871, 0.9125] | n/a | +0.000 |" in summary
+    assert "| dense | none | 0 | 2 | 0.9510 [0.9383, 0.9637] | n/a | +1.000 |" in summary
     pngs = [p for p in written if p.suffix == ".png"]
     assert {p.stem for p in pngs} == {"accuracy_vs_sparsity", "expansion_vs_sparsity", "pruning_choices",
                                       "accuracy_vs_expansion"}

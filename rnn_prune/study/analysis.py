@@ -49,6 +49,7 @@ The raw and per-criterion Spearman correlations (:mod:`rnn_prune.study.stats`) s
 from __future__ import annotations
 
 import csv
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -65,7 +66,7 @@ from rnn_prune.study.grid import DENSE
 
 __all__ = ["ALPHA", "MARGIN", "MEASURES", "METHOD", "NO_VERDICT_SHARE", "POWER", "PRIMARY", "READINGS",
            "README_BLOCK", "STRATUM_STEP", "Effect", "analyse", "fit_effect", "main", "markdown", "reading",
-           "render_blocks", "rows_from_csv", "stratum_of"]  # fmt: skip
+           "load_analysis", "render_blocks", "rows_from_csv", "stratum_of"]  # fmt: skip
 
 MARGIN = 0.01
 """Equivalence margin: an effect inside ±1 accuracy point per standard deviation of the measure is
@@ -386,35 +387,50 @@ def rows_from_csv(path: str | Path) -> list[dict[str, Any]]:
         return [{key: _cell_value(value) for key, value in row.items()} for row in csv.DictReader(file)]
 
 
-README_BLOCK = re.compile(r"(<!-- analysis: (?P<csv>\S+) -->\n)(?P<body>.*?)(<!-- /analysis -->)", re.S)
-"""A README block rendered from a committed ``study.csv``: ``<!-- analysis: PATH -->`` ... ``<!-- /analysis -->``."""
+README_BLOCK = re.compile(r"(<!-- analysis: (?P<source>\S+) -->\n)(?P<body>.*?)(<!-- /analysis -->)", re.S)
+"""A Markdown block rendered from a committed study: ``<!-- analysis: PATH -->`` ... ``<!-- /analysis -->``,
+PATH being a study's ``analysis.json`` (its values as written) or a ``study.csv`` (analysed afresh)."""
+
+
+def load_analysis(path: str | Path) -> dict[str, Any]:
+    """The analysis behind ``path``: an ``analysis.json`` as the study wrote it, or :func:`analyse` of a
+    ``study.csv`` (the pilots kept only that). Reading the JSON rather than re-fitting is what makes a
+    README block *the study's* numbers: the block can only go stale when the study itself changes."""
+    path = Path(path)
+    if path.suffix == ".json":
+        return json.loads(path.read_text())
+    return analyse(rows_from_csv(path))
 
 
 def render_blocks(text: str, root: Path) -> str:
-    """``text`` with every :data:`README_BLOCK` re-rendered from its ``study.csv`` (paths relative to ``root``)."""
+    """``text`` with every :data:`README_BLOCK` re-rendered from its source (paths relative to ``root``)."""
 
     def render(match: re.Match[str]) -> str:
-        lines = markdown(analyse(rows_from_csv(root / match["csv"])))
+        lines = markdown(load_analysis(root / match["source"]))
         return match.group(1) + "\n".join(lines) + "\n" + match.group(4)
 
     return README_BLOCK.sub(render, text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m rnn_prune.study.analysis STUDY.csv ...``: print each analysis (JSON with ``--json``);
-    ``--update README.md`` re-renders that file's analysis blocks in place."""
+    """``python -m rnn_prune.study.analysis STUDY.csv|analysis.json ...``: print each analysis (JSON with
+    ``--json``); ``--update README.md`` re-renders that file's analysis blocks in place."""
     import argparse
-    import json
 
     parser = argparse.ArgumentParser(prog="python -m rnn_prune.study.analysis", description=main.__doc__)
-    parser.add_argument("csv", nargs="*", type=Path, help="study.csv files (the published studies keep only these)")
+    parser.add_argument(
+        "source",
+        nargs="*",
+        type=Path,
+        help="study.csv files (analysed afresh) or a study's analysis.json (read as written)",
+    )
     parser.add_argument("--json", action="store_true", help="print analysis.json's values instead of Markdown")
     parser.add_argument("--update", type=Path, help="a Markdown file whose <!-- analysis: PATH --> blocks to render")
     args = parser.parse_args(argv)
-    for path in args.csv:
+    for path in args.source:
         if not path.is_file():
             parser.error(f"{path}: no such file")
-        result = analyse(rows_from_csv(path))
+        result = load_analysis(path)
         print(json.dumps(result, indent=2) if args.json else f"{path}:\n\n" + "\n".join(markdown(result)) + "\n")
     if args.update is not None:
         text = args.update.read_text()

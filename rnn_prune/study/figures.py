@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from rnn_prune import keys
 from rnn_prune.report import RunData
@@ -161,7 +162,7 @@ def pairwise_differences(rows: Rows) -> Figure:
 
 EXPANSION_COLUMNS: dict[str, str] = {
     "min_delta_r": "min Δr over the pruned graphs",
-    "min_delta_r_rel": "min Δr / r over the pruned graphs (the analysis' primary measure)",
+    "min_delta_r_rel": "min Δr / r (the analysis' primary measure)",
 }
 """``study.csv`` columns of expansion that :func:`accuracy_vs_expansion` plots accuracy against, with
 their axis labels (a column no cell has is skipped)."""
@@ -201,6 +202,7 @@ def accuracy_vs_expansion(rows: Rows) -> Figure:
             if column.endswith("delta_r"):
                 ax.axvline(0.0, color="grey", linewidth=0.8)
             ax.set(title=f"sparsity {sparsity:g}", xlabel=label)
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # long tick labels such as −1.75 must not touch
             ax.grid(alpha=0.3)
         row_axes[0].set_ylabel("test accuracy of the final model")
     handles, labels = {}, []

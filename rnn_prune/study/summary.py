@@ -118,6 +118,25 @@ def _table(rows: Rows) -> list[str]:
     return lines
 
 
+def _means(rows: Rows) -> list[str]:
+    """Test accuracy per criterion, guard and target sparsity over the seeds, with 95 % t intervals,
+    and the mean expansion: the comparison of families a reader looks for first (description, the
+    test is the analysis above)."""
+    groups: dict[tuple[str, str, float], list[Mapping[str, Any]]] = {}
+    for r in rows:
+        criterion = "dense" if r.get("kind") == DENSE else str(r.get("criterion"))
+        groups.setdefault((criterion, str(r.get("guard") or "none"), float(r["target_sparsity"])), []).append(r)
+    header = ["criterion", "guard", "target", "cells", "test acc, mean [95 % CI]", "min Δr / r, mean", "min Δr, mean"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (criterion, guard, sparsity), group in sorted(groups.items(), key=lambda item: (item[0][2], item[0][:2])):
+        accuracy = stats.mean_interval([r.get("test_acc") for r in group])
+        expansion = [stats.mean_interval([r.get(c) for r in group]) for c in ("min_delta_r_rel", "min_delta_r")]
+        cells = [criterion, guard, f"{sparsity:g}", str(len(group)), "n/a" if accuracy is None else str(accuracy),
+                 *("n/a" if e is None else f"{e.mean:+.3f}" for e in expansion)]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def config_section(config: str, rows: Rows, images: Mapping[str, Path], result: Mapping[str, Any]) -> str:
     """The Markdown of one config: settings, the analysis ``result`` rendered, break points, table, figures."""
     notes = sorted({r["schedule_note"] for r in rows if r.get("schedule_note")})
@@ -135,6 +154,7 @@ def config_section(config: str, rows: Rows, images: Mapping[str, Path], result: 
     if stopped:
         lines.append(f"**Stopped before their last epoch:** {'; '.join(stopped)}.")
     lines += ["", "### The question: does accuracy follow expansion?", "", *_statistics(result, rows), "",
+              "### By criterion and sparsity (mean over seeds)", "", *_means(rows), "",
               "### Cells", "", *_table(rows), ""]  # fmt: skip
     lines += [f"![{name}]({path.name})" for name, path in images.items()]
     return "\n".join(lines) + "\n"
