@@ -90,7 +90,9 @@ SIGNALS = [("SignalMidEpoch", 143, "SIGTERM"), ("InterruptMidEpoch", 130, "SIGIN
 
 
 def _fit_until_signalled(callback: str, root: Path, *extra: str) -> outcome.FitOutcome:
-    sigint = signal.getsignal(signal.SIGINT)  # Lightning ignores Ctrl-C from then on; restore it
+    # Ctrl-C as a terminal delivers it, also where pytest itself runs in the background (its shell then
+    # starts it with SIGINT ignored); Lightning ignores Ctrl-C after the first one: restore it after.
+    sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(FitStopped) as stopped:
             main(quickstart_args("fit", root, "--trainer.max_epochs", "3", "--trainer.logger", "false",

@@ -350,7 +350,8 @@ def _row(label: str, effect: Mapping[str, Any]) -> str:
 
 
 def markdown(analysis: Mapping[str, Any]) -> list[str]:
-    """The analysis as Markdown lines: the answer, then one table row per measure and the sensitivity row."""
+    """The analysis as Markdown lines: the answer, then one table row per measure and the sensitivity row
+    (where some cell has no verdict)."""
     labels = {column: label for column, label in MEASURES.items()}
     sensitivity = analysis["sensitivity"]["ramanujan_share_no_verdict_as_0"]
     lines = [f"**Answer (pre-specified, {labels[analysis['primary']]}): {analysis['answer']}.**", "",
@@ -362,8 +363,9 @@ def markdown(analysis: Mapping[str, Any]) -> list[str]:
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     lines += [_row(labels[column] + (" (primary)" if column == analysis["primary"] else ""), effect)
               for column, effect in analysis["measures"].items()]  # fmt: skip
-    lines.append(_row(f"Ramanujan share, {sensitivity['n_no_verdict']} cell(s) without a verdict as 0 "
-                      "(sensitivity)", sensitivity))  # fmt: skip
+    if sensitivity["n_no_verdict"]:  # with every cell's verdict, the sensitivity row would repeat the share's
+        lines.append(_row(f"Ramanujan share, {sensitivity['n_no_verdict']} cell(s) without a verdict as 0 "
+                          "(sensitivity)", sensitivity))  # fmt: skip
     return lines
 
 

@@ -199,7 +199,7 @@ def accuracy_vs_expansion(rows: Rows) -> Figure:
                         name = criterion if len(guards) == 1 else f"{criterion}, guard {guard}"
                         ax.scatter([r[column] for r in at], [r["test_acc"] for r in at], color=f"C{c % 10}",
                                    marker=GUARD_MARKERS[g % len(GUARD_MARKERS)], label=name, alpha=0.8)  # fmt: skip
-            if column.endswith("delta_r"):
+            if column.startswith("min_delta_r"):  # Δr = 0 is the Ramanujan bound, for Δr / r too
                 ax.axvline(0.0, color="grey", linewidth=0.8)
             ax.set(title=f"sparsity {sparsity:g}", xlabel=label)
             ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # long tick labels such as −1.75 must not touch

@@ -64,11 +64,11 @@ class MeanInterval:
         return f"{self.mean:.4f} [{self.low:.4f}, {self.high:.4f}]"
 
 
-def mean_interval(values: Sequence[float | None], confidence: float = 0.95) -> MeanInterval | None:
+def mean_interval(values: Sequence[float | None], *, confidence: float = 0.95) -> MeanInterval | None:
     """The mean of the finite ``values`` and its t interval (seeds as independent replicates).
 
     Why a t interval: a study has a handful of seeds per cell (5 in the published one), where the
-    normal interval would be too narrow by a third.
+    normal interval would be about 30 % too narrow.
 
     >>> print(mean_interval([0.85, 0.86, 0.87]))
     0.8600 [0.8352, 0.8848]
@@ -78,8 +78,12 @@ def mean_interval(values: Sequence[float | None], confidence: float = 0.95) -> M
     True
     >>> print(mean_interval([0.85, 0.85]))
     0.8500 [0.8500, 0.8500]
+    >>> print(mean_interval([0.85, float("nan"), 0.87]))
+    0.8600 [0.7329, 0.9871]
     """
-    finite = np.array([v for v in values if is_number(v)], dtype=float)
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
+    finite = np.array([v for v in values if is_number(v) and not isinstance(v, bool)], dtype=float)
     if finite.size == 0:
         return None
     mean = float(finite.mean())
