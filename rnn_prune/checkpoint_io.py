@@ -28,9 +28,14 @@ from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from typing_extensions import override
 
-__all__ = ["AtomicCheckpointIO", "CheckpointWriteError", "atomic_torch_save"]
+__all__ = ["AtomicCheckpointIO", "CheckpointWriteError", "atomic_torch_save", "is_remote"]
 
 _REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_remote(path: str | os.PathLike) -> bool:
+    """A URL (``s3://``, ``gs://``, ``file://``...): fsspec's to write, not a local file or folder."""
+    return bool(_REMOTE.match(str(path)))
 
 
 class CheckpointWriteError(OSError):
@@ -102,7 +107,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     @override
     def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
-        if _REMOTE.match(str(path)):
+        if is_remote(path):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
         if storage_options is not None:

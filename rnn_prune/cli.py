@@ -48,7 +48,7 @@ import lightning as L
 import torch
 import yaml
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
@@ -58,7 +58,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from rnn_prune import outcome as outcomes
-from rnn_prune.checkpoint_io import AtomicCheckpointIO, CheckpointWriteError
+from rnn_prune.checkpoint_io import AtomicCheckpointIO, CheckpointWriteError, is_remote
 from rnn_prune.config_entries import names_subclass, pruning_entries, rewrite_schedules
 from rnn_prune.loggers import WANDB_RUN_ID_KEY, WandbRunId
 from rnn_prune.loggers import WandbLogger as RunLabelledWandbLogger
@@ -76,7 +76,6 @@ _wandb_dirs_set_here: dict[str, str] = {}  # the values this module put into os.
 
 CHECKPOINT_KEYWORDS = ("last", "best", "hpc")
 """``--ckpt_path`` values Lightning resolves itself to a local checkpoint of the run."""
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class ConfigError(ValueError):
@@ -118,7 +117,7 @@ def _refuse_remote_checkpoint(ckpt_path: str) -> None:
     (a crafted file runs code) and caches them in ``~/.cache/torch/hub``, and hands any other
     ``scheme://`` (``ftp://``, ``s3://``, ...) and ``registry:`` to the network: refuse them all."""
     text = str(ckpt_path)
-    if _SCHEME.match(text) or text.lower() == "registry" or text.lower().startswith("registry:"):
+    if is_remote(text) or text.lower() == "registry" or text.lower().startswith("registry:"):
         raise ConfigError(
             f"--ckpt_path={ckpt_path}: remote checkpoints are refused, because Lightning would unpickle them "
             "with weights_only=False (a crafted file can run code). Download the file and pass its local path: "
@@ -188,6 +187,20 @@ def _class_path_keys(config: Any, class_name: str, prefix: str = "") -> Iterator
     elif isinstance(config, list):
         for index, value in enumerate(config):
             yield from _class_path_keys(value, class_name, f"{prefix}[{index}]")
+
+
+def _config_error(config: Any, owner: str, error: BaseException) -> ConfigError:
+    """``error`` of class ``owner`` as one line naming the config key that built it."""
+    keys = list(_class_path_keys(config.as_dict(), owner))
+    return ConfigError(f"{f'{keys[0]} ({owner})' if keys else owner}: {error}")
+
+
+def _checkpoint_epoch(path: str) -> int | None:
+    """The epoch a checkpoint holds, for a message (None when it does not load)."""
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu", mmap=True).get("epoch")
+    except Exception:  # noqa: BLE001 -- only for the message
+        return None
 
 
 def _user_error(error: BaseException) -> tuple[BaseException, str | None]:
@@ -327,9 +340,7 @@ class RNNPruneCLI(LightningCLI):
             if owner is None or not isinstance(root, ValueError) or isinstance(root, ConfigError):
                 raise
             config = self.config[self.subcommand] if self.subcommand else self.config
-            keys = list(_class_path_keys(config.as_dict(), owner))
-            where = f"{keys[0]} ({owner})" if keys else owner
-            raise ConfigError(f"{where}: {root}") from root
+            raise _config_error(config, owner, root) from root
 
     def after_instantiate_classes(self) -> None:
         """Label the W&B run with the subcommand, and let ``fit --ckpt_path`` continue the checkpoint's run."""
@@ -360,9 +371,7 @@ class RNNPruneCLI(LightningCLI):
             try:
                 callback.check_plan(self.trainer, self.model)
             except ValueError as error:
-                keys = list(_class_path_keys(config.as_dict(), type(callback).__name__))
-                where = f"{keys[0]} ({type(callback).__name__})" if keys else type(callback).__name__
-                raise ConfigError(f"{where}: {error}") from error
+                raise _config_error(config, type(callback).__name__, error) from error
 
     def _finish_wandb_runs(self) -> None:
         """One W&B run per command: close it so a later command in this process starts its own."""
@@ -392,8 +401,8 @@ class RNNPruneCLI(LightningCLI):
         if subcommand != "fit":
             super()._run_subcommand(subcommand)
             return
-        local_root = not _SCHEME.match(str(self.trainer.default_root_dir))  # (an fsspec root: no lock, no outcome)
-        lock = RunRootLock(self.trainer.default_root_dir) if self.trainer.is_global_zero and local_root else None
+        self._local_root = not is_remote(self.trainer.default_root_dir)  # (an fsspec root: no lock, no outcome)
+        lock = RunRootLock(self.trainer.default_root_dir) if self.trainer.is_global_zero and self._local_root else None
         if lock is not None:
             lock.acquire()
         try:
@@ -416,7 +425,7 @@ class RNNPruneCLI(LightningCLI):
             return
         # The disk that refused a checkpoint may refuse these writes too: the outcome's own line
         # (the exit code, the path) must still reach the user, so a failure here is one warning.
-        if not _SCHEME.match(str(self.trainer.default_root_dir)):
+        if self._local_root:
             try:
                 outcomes.write_outcome(Path(self.trainer.default_root_dir), self.outcome)
             except OSError as error:
@@ -430,8 +439,8 @@ class RNNPruneCLI(LightningCLI):
                     except Exception as error:  # noqa: BLE001 -- W&B's own failure must not hide the outcome
                         sys.stderr.write(f"warning: could not close the W&B run: {_one_line(error)}\n")
 
-    def _last_checkpoint(self) -> tuple[str | None, int | None]:
-        """The newest ``last*.ckpt`` any ModelCheckpoint wrote, and the epoch it holds."""
+    def _last_checkpoint(self) -> str | None:
+        """The newest ``last*.ckpt`` any ModelCheckpoint wrote."""
         found = set()
         for callback in self.trainer.checkpoint_callbacks:
             dirpath = getattr(callback, "dirpath", None)
@@ -441,14 +450,7 @@ class RNNPruneCLI(LightningCLI):
             for path in (Path(dirpath) / p for p in paths if p):  # (a resumed run's may name the old root's)
                 if path.parent == Path(dirpath) and path.name.startswith("last") and path.is_file():
                     found.add(path)
-        if not found:
-            return None, None
-        newest = max(found, key=lambda p: p.stat().st_mtime)
-        try:
-            epoch = torch.load(newest, weights_only=True, map_location="cpu", mmap=True).get("epoch")
-        except Exception:  # noqa: BLE001 -- only for the message
-            epoch = None
-        return str(newest), epoch
+        return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
 
     def _max_epochs(self) -> int | None:
         max_epochs = self.trainer.max_epochs
@@ -467,7 +469,8 @@ class RNNPruneCLI(LightningCLI):
         ):  # Lightning turns Ctrl-C into sys.exit(1), raised while it handles the KeyboardInterrupt
             signum = signal.SIGINT
         if signum is not None:
-            checkpoint, saved = self._last_checkpoint()
+            checkpoint = self._last_checkpoint()
+            saved = _checkpoint_epoch(checkpoint) if checkpoint is not None else None
             name = signal.Signals(signum).name
             if checkpoint is None:
                 where = "before any checkpoint was written: start it again"
@@ -478,14 +481,14 @@ class RNNPruneCLI(LightningCLI):
                               f"fit stopped by {name} in epoch {epoch}{of}; {where}", epoch, max_epochs,
                               checkpoint)  # fmt: skip
         if isinstance(error, CheckpointWriteError):
-            checkpoint, _ = self._last_checkpoint()
+            checkpoint = self._last_checkpoint()
             return FitOutcome(outcomes.FAILED, outcomes.EXIT_CHECKPOINT_WRITE, f"{error} (epoch {epoch}{of})",
                               epoch, max_epochs, checkpoint)  # fmt: skip
         diverged = isinstance(error, FloatingPointError) or (
             isinstance(error, RuntimeError) and "without overflow" in str(error)  # an update beyond float32
         )
         if diverged:
-            checkpoint, _ = self._last_checkpoint()
+            checkpoint = self._last_checkpoint()
             first = str(error).strip().splitlines()[0]
             return FitOutcome(outcomes.DIVERGED, outcomes.EXIT_DIVERGED,
                               f"training diverged in epoch {epoch}: {first}. {_DIVERGED_HINT}", epoch, max_epochs,
@@ -498,7 +501,7 @@ class RNNPruneCLI(LightningCLI):
         trainer = self.trainer
         epoch = trainer.current_epoch - 1 if trainer.current_epoch > 0 else None
         max_epochs = self._max_epochs()
-        checkpoint, _ = self._last_checkpoint()
+        checkpoint = self._last_checkpoint()
         stopped_by = None
         for callback in trainer.early_stopping_callbacks:
             logged = trainer.callback_metrics.get(callback.monitor)
@@ -519,7 +522,7 @@ class RNNPruneCLI(LightningCLI):
         if reached_epochs or reached_steps:
             return FitOutcome(outcomes.COMPLETED, outcomes.EXIT_OK, "", epoch, max_epochs, checkpoint)
         if stopped_by is None:
-            timer = any(type(c).__name__ == "Timer" for c in trainer.callbacks)
+            timer = any(isinstance(c, Timer) for c in trainer.callbacks)
             stopped_by = f"{'trainer.max_time was reached' if timer else 'a callback set trainer.should_stop'} " \
                          f"after epoch {epoch}"  # fmt: skip
         return FitOutcome(outcomes.STOPPED, outcomes.EXIT_OK, stopped_by, epoch, max_epochs, checkpoint)

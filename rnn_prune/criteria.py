@@ -41,7 +41,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rnn_prune.pruning import keep_top, mask_scores, pruned_count
+from rnn_prune.expansion._inputs import check_fraction
+from rnn_prune.pruning import keep_top, kept_count, mask_scores
 from rnn_prune.registry import Graph, PrunableWeight
 from rnn_prune.specs import parse_spec
 from rnn_prune.structural import biregular_mask, check_clustered, clustered_mask, rewired_mask
@@ -210,7 +211,7 @@ class StructuralCriterion(Criterion):
                     "the criterion's first step (a pruned checkpoint, or another pruning callback): start from a "
                     "dense model"
                 )
-            keep = mask.numel() - pruned_count(mask.numel(), sparsity)
+            keep = kept_count(mask.numel(), sparsity)
             final = torch.as_tensor(self.build(graph, keep, generator), dtype=torch.bool).cpu()
             if final.shape != mask.shape or int(final.sum()) != keep:
                 raise RuntimeError(
@@ -242,7 +243,7 @@ class StructuralCriterion(Criterion):
 
 
 def _shape(graph: Graph) -> tuple[int, int]:
-    rows, cols = graph.mask_block().shape
+    rows, cols = graph.weight_block().shape  # a view: no all-ones mask built for a dense weight
     return int(rows), int(cols)
 
 
@@ -276,17 +277,14 @@ class ClusteredCriterion(StructuralCriterion):
         super().__init__()
         if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
             raise ValueError(f"blocks={blocks!r} must be a positive integer")
-        if isinstance(mixing, bool) or not isinstance(mixing, int | float) or not 0.0 <= mixing <= 1.0:
-            raise ValueError(f"mixing={mixing!r} must lie in [0, 1]")
         self.blocks = blocks
-        self.mixing = float(mixing)
+        self.mixing = check_fraction(mixing, "mixing")
 
     def check(self, graphs: Sequence[Graph], sparsity: float) -> None:
         for graph in graphs:
             shape = _shape(graph)
             try:
-                check_clustered(shape, shape[0] * shape[1] - pruned_count(shape[0] * shape[1], sparsity),
-                                blocks=self.blocks)  # fmt: skip
+                check_clustered(shape, kept_count(shape[0] * shape[1], sparsity), blocks=self.blocks)
             except ValueError as error:
                 raise ValueError(f"clustered criterion on {graph.name} at sparsity {sparsity:g}: {error}") from error
 
@@ -316,10 +314,8 @@ class RewiredCriterion(StructuralCriterion):
 
     def __init__(self, source: Criterion | str = "magnitude", swaps: float = 1.0) -> None:
         super().__init__()
-        if isinstance(swaps, bool) or not isinstance(swaps, int | float) or not 0.0 <= swaps <= 1.0:
-            raise ValueError(f"swaps={swaps!r} must lie in [0, 1]")
+        self.swaps = check_fraction(swaps, "swaps")
         self.source = resolve_criterion(source)
-        self.swaps = float(swaps)
 
     def check(self, graphs: Sequence[Graph], sparsity: float) -> None:
         self.source.check(graphs, sparsity)

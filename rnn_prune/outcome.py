@@ -25,12 +25,12 @@ Pure Python: the study reads outcomes without importing Lightning.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from rnn_prune.atomic import atomic_write
 
 __all__ = [
     "EXIT_CHECKPOINT_WRITE", "EXIT_CONFIG", "EXIT_DIVERGED", "EXIT_ERROR", "EXIT_OK", "EXIT_ROOT_BUSY",
@@ -107,15 +107,7 @@ def write_outcome(root: Path, outcome: FitOutcome) -> Path:
     """Write ``outcome`` to ``root/fit_outcome.json`` atomically (a reader never sees half of it)."""
     root.mkdir(parents=True, exist_ok=True)
     path = root / OUTCOME_FILE
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{OUTCOME_FILE}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as file:
-            json.dump(outcome.to_dict(), file, indent=2)
-            file.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(outcome.to_dict(), indent=2) + "\n"))
     return path
 
 

@@ -25,6 +25,15 @@ def pruned_count(numel: int, target: float) -> int:
     return min(count, numel - 1) if target < 1 and numel > 0 else count
 
 
+def kept_count(numel: int, target: float) -> int:
+    """Entries kept at ``target`` sparsity: what :func:`pruned_count` leaves.
+
+    >>> kept_count(10, 0.25), kept_count(4, 0.9)
+    (8, 1)
+    """
+    return numel - pruned_count(numel, target)
+
+
 def mask_scores(score: Tensor, mask: Tensor) -> Tensor:
     """A criterion's raw scores made safe to rank: ``-inf`` where already pruned, NaN below the rest.
 
@@ -58,7 +67,7 @@ def keep_top(score: Tensor, keep: int) -> Tensor:
 def layerwise_masks(score_by_graph: Mapping[str, Tensor], target: float) -> dict[str, Tensor]:
     """Each unit separately reaches ``target`` (or keeps its sparsity if already beyond it)."""
     return {
-        name: keep_top(score, score.numel() - pruned_count(score.numel(), target))
+        name: keep_top(score, kept_count(score.numel(), target))
         for name, score in score_by_graph.items()
     }
 
@@ -69,7 +78,7 @@ def global_masks(score_by_graph: Mapping[str, Tensor], target: float) -> dict[st
         return {}
     names = list(score_by_graph)
     flat = torch.cat([score_by_graph[n].flatten() for n in names])
-    kept = keep_top(flat, flat.numel() - pruned_count(flat.numel(), target))
+    kept = keep_top(flat, kept_count(flat.numel(), target))
     out, start = {}, 0
     for name in names:
         shape = score_by_graph[name].shape

@@ -72,10 +72,9 @@ class RunRootLock:
     rnn_prune.run_lock.RunRootBusy: ...is in use by a fit with PID ...
     """
 
-    def __init__(self, root: str | os.PathLike, *, what: str = "fit") -> None:
+    def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
         self.path = self.root / LOCK_FILE
-        self.what = what
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -102,7 +101,7 @@ class RunRootLock:
                     "%s: took over the lock of %s, which ended without releasing it (killed?)",
                     self.path, _describe(previous),
                 )  # fmt: skip
-            owner = {"pid": os.getpid(), "host": socket.gethostname(), "what": self.what,
+            owner = {"pid": os.getpid(), "host": socket.gethostname(), "what": "fit",
                      "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # fmt: skip
             os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)
@@ -115,7 +114,7 @@ class RunRootLock:
 
     def _busy(self, owner: dict[str, Any]) -> RunRootBusy:
         return RunRootBusy(
-            f"{self.root} is in use by a {self.what} with {_describe(owner)}: give this run another "
+            f"{self.root} is in use by a fit with {_describe(owner)}: give this run another "
             "--trainer.default_root_dir, or wait for that one to end"
         )
 
@@ -130,10 +129,6 @@ class RunRootLock:
             pass
         finally:
             os.close(fd)  # closing drops the flock
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
 
     def __enter__(self) -> RunRootLock:
         self.acquire()

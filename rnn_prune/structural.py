@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from rnn_prune.expansion._inputs import as_mask, check_int
+from rnn_prune.expansion._inputs import as_mask, check_fraction, check_int
 from rnn_prune.expansion.baseline import SWITCHES_PER_EDGE, same_degree_samples, switched_edges
 
 __all__ = ["balanced_degrees", "biregular_mask", "clustered_mask", "rewired_mask"]
@@ -158,9 +158,16 @@ def check_clustered(shape: tuple[int, int], keep: int, *, blocks: int) -> None:
     ...
     ValueError: a 8×8 mask with 48 edges (0.75 dense) does not fit 2 diagonal blocks of 4–4 × 4–4 nodes with balanced degrees: use fewer blocks (at most about 1/density)
     """  # noqa: E501
+    _block_plan(shape, keep, check_int(blocks, "blocks", minimum=1))
+
+
+def _block_plan(shape: tuple[int, int], keep: int, blocks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The group sizes of each side and the edges of each diagonal block (``blocks`` capped by the
+    sides); :func:`_block_edge_counts`' ``ValueError`` when they do not fit."""
     out_features, in_features = shape
-    blocks = min(check_int(blocks, "blocks", minimum=1), out_features, in_features)
-    _block_edge_counts(keep, _group_sizes(out_features, blocks), _group_sizes(in_features, blocks), shape)
+    blocks = min(blocks, out_features, in_features)
+    row_sizes, col_sizes = _group_sizes(out_features, blocks), _group_sizes(in_features, blocks)
+    return row_sizes, col_sizes, _block_edge_counts(keep, row_sizes, col_sizes, shape)
 
 
 def clustered_mask(shape: tuple[int, int], keep: int, *, blocks: int, mixing: float, seed: int) -> np.ndarray:
@@ -186,13 +193,11 @@ def clustered_mask(shape: tuple[int, int], keep: int, *, blocks: int, mixing: fl
     """
     out_features, in_features, keep = _check_shape_keep(shape, keep)
     blocks = check_int(blocks, "blocks", minimum=1)
-    if not (isinstance(mixing, int | float) and not isinstance(mixing, bool) and 0.0 <= mixing <= 1.0):
-        raise ValueError(f"mixing={mixing!r} must lie in [0, 1]")
+    check_fraction(mixing, "mixing")
     seed = check_int(seed, "seed", minimum=0)
     rng = np.random.default_rng(seed)
-    blocks = min(blocks, out_features, in_features)
-    row_sizes, col_sizes = _group_sizes(out_features, blocks), _group_sizes(in_features, blocks)
-    counts = _block_edge_counts(keep, row_sizes, col_sizes, (out_features, in_features))
+    row_sizes, col_sizes, counts = _block_plan((out_features, in_features), keep, blocks)
+    blocks = len(row_sizes)
     row_of, col_of = rng.permutation(out_features), rng.permutation(in_features)  # node of each position
     row_start, col_start = np.cumsum(row_sizes) - row_sizes, np.cumsum(col_sizes) - col_sizes
     all_rows, all_cols = [], []
@@ -228,8 +233,7 @@ def rewired_mask(mask: object, swaps: float, *, seed: int) -> np.ndarray:
     (True, True)
     """
     edges = as_mask(mask)
-    if not (isinstance(swaps, int | float) and not isinstance(swaps, bool) and 0.0 <= swaps <= 1.0):
-        raise ValueError(f"swaps={swaps!r} must lie in [0, 1]")
+    check_fraction(swaps, "swaps")
     seed = check_int(seed, "seed", minimum=0)
     rows, cols = np.nonzero(edges)
     total = len(rows)

@@ -31,8 +31,10 @@ from typing import Any  # noqa: E402
 import torch  # noqa: E402
 from lightning.pytorch import Callback, LightningModule, Trainer  # noqa: E402
 
+from rnn_prune import keys  # noqa: E402
 from rnn_prune.cli import main  # noqa: E402
 from rnn_prune.study.provenance import cell_provenance  # noqa: E402
+from rnn_prune.study.results import write_json_atomic  # noqa: E402
 
 
 def budget(test_accs: list[float], tolerance: float) -> dict[str, Any]:
@@ -72,14 +74,12 @@ class TestAfterEveryEpoch(Callback):
         self.record["epochs"].append({
             "epoch": trainer.current_epoch + 1,
             "test_acc": correct / total,
-            "train_acc": float(trainer.callback_metrics.get("train/acc", float("nan"))),
+            "train_acc": float(trainer.callback_metrics.get(keys.TRAIN_ACC, float("nan"))),
             "wall_s": round(time.perf_counter() - self.started, 1),
         })
         self.record.update(budget([e["test_acc"] for e in self.record["epochs"]], self.record["tolerance"]))
         self.out.mkdir(parents=True, exist_ok=True)
-        tmp = self.out / "budget.json.tmp"
-        tmp.write_text(json.dumps(self.record, indent=2) + "\n")
-        tmp.replace(self.out / "budget.json")
+        write_json_atomic(self.out / "budget.json", self.record)
 
 
 def run(argv: list[str]) -> int:

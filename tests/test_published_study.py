@@ -11,12 +11,11 @@ import json
 import math
 import re
 import shutil
-import statistics
 from pathlib import Path
 
 import pytest
-from scipy import stats as scipy_stats
 
+from rnn_prune.study import stats
 from rnn_prune.study.command import main
 
 ROOT = Path(__file__).parents[1]
@@ -96,10 +95,9 @@ def _paired(rows: list[dict[str, str]], minuend: str, subtrahend: str, sparsity:
     """``minuend − subtrahend`` test accuracy paired by seed, in points, with its 95 % t interval."""
     accuracy = {(r["criterion"], r["target_sparsity"], r["seed"]): 100 * float(r["test_acc"]) for r in rows}
     seeds = sorted({r["seed"] for r in rows})
-    differences = [accuracy[minuend, sparsity, s] - accuracy[subtrahend, sparsity, s] for s in seeds]
-    low, high = scipy_stats.t.interval(0.95, len(differences) - 1, loc=statistics.mean(differences),
-                                       scale=scipy_stats.sem(differences))  # fmt: skip
-    return f"{statistics.mean(differences):+.2f} [{low:+.2f}, {high:+.2f}]".replace("-", "−")
+    paired = stats.mean_interval([accuracy[minuend, sparsity, s] - accuracy[subtrahend, sparsity, s] for s in seeds])
+    assert paired is not None and paired.low is not None and paired.high is not None
+    return f"{paired.mean:+.2f} [{paired.low:+.2f}, {paired.high:+.2f}]".replace("-", "−")
 
 
 def test_readme_paired_contrasts_are_the_cells() -> None:

@@ -52,6 +52,13 @@ def check_bool(value: object, name: str) -> bool:
     return bool(value)
 
 
+def check_fraction(value: object, name: str) -> float:
+    """A real number (not a bool) in [0, 1]: a share such as ``mixing`` or ``swaps``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name}={value!r} must lie in [0, 1]")
+    return float(value)
+
+
 def check_int(value: object, name: str, *, minimum: int) -> int:
     """A Python/numpy integer (not a bool) that is at least ``minimum``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):

@@ -19,6 +19,7 @@ restored).
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,12 +48,10 @@ def same_degree_samples(
     """``samples`` random edge lists ``(rows, cols)`` with the degrees of the given one.
 
     ``rows`` index the right (output) side, ``cols`` the left (input) side, of an (out, in) matrix.
+    One :func:`switched_edges` chain, :data:`SWITCHES_PER_EDGE` × |E| trials between samples.
     """
-    graph = _bipartite_digraph(rows, cols, shape)
-    for _ in range(samples):
-        _switch(graph, SWITCHES_PER_EDGE * graph.ecount(), seed)
-        seed += 1
-        yield _edge_lists(graph, shape)
+    return itertools.islice(switched_edges(rows, cols, shape, trials=SWITCHES_PER_EDGE * len(rows), seed=seed),
+                            samples)  # fmt: skip
 
 
 def _bipartite_digraph(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> igraph.Graph:

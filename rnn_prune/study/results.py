@@ -19,15 +19,14 @@ import io
 import json
 import logging
 import math
-import os
-import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rnn_prune import keys, wandb_offline
+from rnn_prune.atomic import atomic_write
 from rnn_prune.expansion import measures as m
 from rnn_prune.report import RunData, load_run
 from rnn_prune.study.grid import DENSE, Cell
@@ -68,19 +67,6 @@ is re-derived once at the next rebuild."""
 
 def _is_snr_key(key: str) -> bool:
     return keys.parse_snr_key(key) is not None
-
-
-def atomic_write(path: Path, write: Callable[[Path], object], *, suffix: str = ".tmp") -> None:
-    """``write`` a temporary file beside ``path``, then rename it over: readers (a parallel cell, a
-    SLURM task, a killed study) see the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_text_atomic(path: Path, text: str) -> None:

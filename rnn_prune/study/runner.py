@@ -318,6 +318,7 @@ class Study:
         cell_dir.mkdir(parents=True, exist_ok=True)
         fit_dir = cell_dir / "fit"
         fit_ran = not (cell_dir / FIT_DONE).is_file()
+        ended: outcomes.FitOutcome | None = None
         if fit_ran:
             resume = last_checkpoint(fit_dir)
             if resume is not None and not checkpoint_loads(resume):
@@ -342,7 +343,8 @@ class Study:
         log.info("%s: test of %s", cell.name, ckpt)
         processes.run(self.test_command(cell, ckpt), env, cell_dir / CELL_LOG, cell.name, "test")
         found = cell_result(cell, fit_dir, cell_dir / "test", fit_just_ran=fit_ran)
-        ended = outcomes.read_outcome(fit_dir)  # None for a fit done before outcomes were recorded
+        if ended is None:  # the fit finished in an earlier invocation (None: before outcomes were recorded)
+            ended = outcomes.read_outcome(fit_dir)
         stop_reason = ended.reason if ended is not None and ended.status != outcomes.COMPLETED else None
         result = {**cell.to_dict(), **found, "checkpoint": str(ckpt), "schedule_note": self.schedule_note,
                   "stop_reason": stop_reason, "provenance": cell_provenance(env),
@@ -414,9 +416,7 @@ class _Processes:
         Raises:
             CellError: the study is stopping, or the exit code is not one of ``ok_codes``.
         """
-        with log_path.open("a") as log_file:
-            log_file.write(f"\n$ {' '.join(command)}\n")
-            log_file.flush()
+        with _logged(command, log_path).open("a") as log_file:
             with self._lock:
                 if self._stopping:
                     raise CellError(f"{name}: study stopped before {stage}")
@@ -428,10 +428,7 @@ class _Processes:
             finally:
                 with self._lock:
                     self._live.discard(process)
-        if code not in ok_codes:
-            how = f"was stopped by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-            raise CellError(f"{name}: {stage} {how}; its output is in {log_path}")
-        return code
+        return _checked(code, ok_codes, name, stage, log_path)
 
     def stop(self) -> None:
         with self._lock:
@@ -455,6 +452,20 @@ class _Processes:
             if in_main:
                 signal.signal(signal.SIGTERM, previous)
 
+
+def _logged(command: Sequence[str], log_path: Path) -> Path:
+    """Append ``command`` to the cell log as the ``$ ...`` line a reader (and the resume test) looks for."""
+    with log_path.open("a") as log_file:
+        log_file.write(f"\n$ {' '.join(command)}\n")
+    return log_path
+
+
+def _checked(code: int, ok_codes: Sequence[int], name: str, stage: str, log_path: Path) -> int:
+    """``code`` when it is one of ``ok_codes``; else the :class:`CellError` saying how the command ended."""
+    if code not in ok_codes:
+        how = f"was stopped by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+        raise CellError(f"{name}: {stage} {how}; its output is in {log_path}")
+    return code
 
 
 def _terminate(processes: Sequence[subprocess.Popen], timeout: float = 30) -> None:
@@ -496,8 +507,7 @@ class _Workers(_Processes):
                     stage: str, ok_codes: Sequence[int]) -> int:  # fmt: skip
         if tuple(command[: len(CLI_PREFIX)]) != CLI_PREFIX:
             return self.run(command, env, log_path, name, stage, ok_codes=ok_codes)
-        with log_path.open("a") as log_file:
-            log_file.write(f"\n$ {' '.join(command)}\n")
+        _logged(command, log_path)
         with self._lock:
             if self._stopping:
                 raise CellError(f"{name}: study stopped before {stage}")
@@ -530,10 +540,7 @@ class _Workers(_Processes):
             with self._lock:
                 if self._workers.get(index, (None,))[0] is worker:
                     self._retire(index)
-        if code not in ok_codes:
-            how = f"was stopped by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-            raise CellError(f"{name}: {stage} {how}; its output is in {log_path}")
-        return code
+        return _checked(code, ok_codes, name, stage, log_path)
 
     def _retire(self, index: int) -> None:
         """Forget slot ``index``'s worker (under the lock), closing its pipes."""
